@@ -1,0 +1,74 @@
+"""The exception tree of relaybox.
+
+Every error relaybox raises on purpose derives from `RelayboxError`, so a
+caller can catch "anything relaybox refused" in one clause and let real bugs
+through. The tree is kept small; add a class only when some caller needs to
+tell it apart from its parent.
+
+    RelayboxError
+    └── InvalidInput            bad input; the API answers 400
+        └── InvalidCallbackURL  the callback URL is malformed or not allowed
+            └── BlockedAddress  its host resolves to a non-public address
+
+`InvalidInput` is also a `ValueError`, so raising it inside a pydantic
+validator turns into an ordinary validation error. Its message reads on its
+own ("callback URL must use http or https, not 'ftp'"); `field` names the
+input key it is about (for example ``event.notification.callback.url``) so
+the API layer can put the field in front of the message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CALLBACK_URL_FIELD",
+    "BlockedAddress",
+    "InvalidCallbackURL",
+    "InvalidInput",
+    "RelayboxError",
+]
+
+CALLBACK_URL_FIELD = "event.notification.callback.url"
+
+
+class RelayboxError(Exception):
+    """Base class of every error relaybox raises deliberately."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(RelayboxError, ValueError):
+    """An input value is wrong; `field` names it when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidCallbackURL(InvalidInput):
+    """A callback URL is malformed, has a scheme other than http/https, or similar."""
+
+    def __init__(self, message: str, *, field: str | None = CALLBACK_URL_FIELD) -> None:
+        super().__init__(message, field=field)
+
+
+class BlockedAddress(InvalidCallbackURL):
+    """A callback host resolves to an address relaybox must not connect to (SSRF guard)."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        address: str,
+        reason: str,
+        field: str | None = CALLBACK_URL_FIELD,
+    ) -> None:
+        super().__init__(
+            f"callback URL host {host!r} resolves to {address} ({reason});"
+            " only public addresses are allowed",
+            field=field,
+        )
+        self.host = host
+        self.address = address
+        self.reason = reason
