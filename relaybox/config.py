@@ -1,0 +1,62 @@
+"""Settings, read once from ``RELAYBOX_*`` environment variables (SPEC section 0)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from relaybox.core.retry import parse_schedule
+
+DEFAULT_RETRY_SCHEDULE = "4,16,64,256,1024,4096,16384,65536,262144"
+
+
+class Settings(BaseSettings):
+    """Everything relaybox reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAYBOX_", extra="ignore")
+
+    data_dir: Path = Path("./relaybox-data")
+    database_url: str | None = None
+    secret_key: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+
+    bootstrap_user_secret: str | None = None
+    bootstrap_org_secret: str | None = None
+
+    dropbox_api_url: str = "https://api.dropboxapi.com"
+    dropbox_content_url: str = "https://content.dropboxapi.com"
+    dropbox_notify_url: str = "https://notify.dropboxapi.com"
+    dropbox_www_url: str = "https://www.dropbox.com"
+
+    allow_private_callbacks: bool = False
+    retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    delivery_timeout: float = Field(default=15.0, gt=0)
+    max_in_flight: int = Field(default=8, ge=1)
+    min_poll_interval: float = Field(default=60.0, ge=0)
+
+    # How often idle workers look for work that another process may have written.
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long a worker owns a lease before another worker may take the job over.
+    lease_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return parse_schedule(self.retry_schedule)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'relaybox.db').as_posix()}"
+
+    @property
+    def dropbox_webhook_uri(self) -> str:
+        return f"{self.public_url.rstrip('/')}/elements/api-v2/events/dropbox"

@@ -1,0 +1,239 @@
+"""From provider change entries to standardized events (SPEC section 3).
+
+Pure: the caller loads the relevant part of the instance's index, calls `normalize`
+(or `reconcile` after a cursor reset), then stores the events and applies the
+returned index changes in the same transaction as the new cursor.
+
+| Dropbox entry                                   | event                                      |
+|-------------------------------------------------|--------------------------------------------|
+| file, id unknown                                | CREATED files                              |
+| file, id known at the same path, new rev        | UPDATED files                              |
+| file or folder, id known at another path        | UPDATED with path (old) and newPath        |
+| folder, id unknown                              | CREATED folders                            |
+| deleted, path held by the index                 | DELETED (objectType from the index)        |
+| deleted, path not held, or absorbed by a move   | nothing                                    |
+
+A deleted folder takes its descendants out of the index without an event each, and a
+deleted entry below a folder deleted in the same pass is not reported either, so the
+events are the same whether or not the provider lists the descendants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal["CREATED", "UPDATED", "DELETED"]
+ObjectType = Literal["files", "folders"]
+Tag = Literal["file", "folder"]
+
+
+@dataclass(frozen=True)
+class IndexedObject:
+    """What the index holds about one object of the account."""
+
+    object_id: str
+    path_lower: str
+    path_display: str
+    tag: Tag
+    rev: str | None = None
+
+    @property
+    def object_type(self) -> ObjectType:
+        return "folders" if self.tag == "folder" else "files"
+
+
+@dataclass(frozen=True)
+class StandardEvent:
+    event_type: EventType
+    object_type: ObjectType
+    object_id: str
+    path: str
+    new_path: str | None
+    entry: Mapping[str, Any]
+
+
+@dataclass
+class Changes:
+    """The events of one pass and what it does to the index."""
+
+    events: list[StandardEvent] = field(default_factory=list)
+    upserts: dict[str, IndexedObject] = field(default_factory=dict)
+    removals: set[str] = field(default_factory=set)
+
+
+class Index:
+    """An in-memory view of (part of) an instance's index, updated as entries are applied."""
+
+    def __init__(self, objects: Iterable[IndexedObject] = ()) -> None:
+        self._by_id: dict[str, IndexedObject] = {}
+        self._by_path: dict[str, IndexedObject] = {}
+        for obj in objects:
+            self.put(obj)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._by_id.values()))
+
+    def by_id(self, object_id: str) -> IndexedObject | None:
+        return self._by_id.get(object_id)
+
+    def by_path(self, path_lower: str) -> IndexedObject | None:
+        return self._by_path.get(path_lower)
+
+    def descendants(self, path_lower: str) -> list[IndexedObject]:
+        prefix = path_lower.rstrip("/") + "/"
+        return [obj for obj in self._by_id.values() if obj.path_lower.startswith(prefix)]
+
+    def put(self, obj: IndexedObject) -> None:
+        self.drop(obj.object_id)
+        holder = self._by_path.get(obj.path_lower)
+        if holder is not None:
+            self.drop(holder.object_id)
+        self._by_id[obj.object_id] = obj
+        self._by_path[obj.path_lower] = obj
+
+    def drop(self, object_id: str) -> None:
+        old = self._by_id.pop(object_id, None)
+        if old is not None and self._by_path.get(old.path_lower) is old:
+            del self._by_path[old.path_lower]
+
+
+def entry_paths(entries: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+    """What of the index a pass over these entries needs: (ids, paths, deleted paths)."""
+    ids: set[str] = set()
+    paths: set[str] = set()
+    deleted: set[str] = set()
+    for entry in entries:
+        if "id" in entry:
+            ids.add(str(entry["id"]))
+        path = _path_lower(entry)
+        paths.add(path)
+        if entry.get(".tag") == "deleted":
+            deleted.add(path)
+    return ids, paths, deleted
+
+
+def normalize(entries: Sequence[Mapping[str, Any]], index: Index) -> Changes:
+    """Turn one pass of `list_folder/continue` entries into events, updating `index`."""
+    changes = Changes()
+    moved_ids = {_object_id(e) for e in entries if e.get(".tag") != "deleted"}
+    deleted_paths = {_path_lower(e) for e in entries if e.get(".tag") == "deleted"}
+
+    for entry in entries:
+        tag = entry.get(".tag")
+        if tag == "deleted":
+            _apply_deleted(entry, index, changes, moved_ids, deleted_paths)
+        elif tag in ("file", "folder"):
+            _apply_present(entry, index, changes)
+    return changes
+
+
+def reconcile(listing: Sequence[Mapping[str, Any]], index: Index) -> Changes:
+    """Events for the difference between a fresh full listing and the index (cursor reset).
+
+    Objects the index holds that the listing lacks are deleted (only the top-most of a
+    deleted subtree is reported); the listing is then applied as one pass, so unchanged
+    objects produce nothing and nothing already delivered is reported again.
+    """
+    listed_ids = {_object_id(e) for e in listing if e.get(".tag") != "deleted"}
+    gone = [obj for obj in index if obj.object_id not in listed_ids]
+    gone_paths = {obj.path_lower for obj in gone}
+    synthetic = [
+        {
+            ".tag": "deleted",
+            "name": obj.path_display.rsplit("/", 1)[-1],
+            "path_lower": obj.path_lower,
+            "path_display": obj.path_display,
+        }
+        for obj in sorted(gone, key=lambda o: o.path_lower)
+        if not _has_ancestor_in(obj.path_lower, gone_paths)
+    ]
+    return normalize([*synthetic, *listing], index)
+
+
+def _apply_deleted(
+    entry: Mapping[str, Any],
+    index: Index,
+    changes: Changes,
+    moved_ids: set[str],
+    deleted_paths: set[str],
+) -> None:
+    path = _path_lower(entry)
+    held = index.by_path(path)
+    if held is None:
+        return
+    if held.object_id in moved_ids:
+        return  # the object reappears elsewhere in this pass: a move, reported there
+    if any(index.by_path(a) is not None for a in _ancestors(path) if a in deleted_paths):
+        return  # reported with its deleted ancestor, later in this pass
+    for child in index.descendants(path):
+        _remove(child, index, changes)
+    _remove(held, index, changes)
+    changes.events.append(
+        StandardEvent("DELETED", held.object_type, held.object_id, held.path_display, None, entry)
+    )
+
+
+def _apply_present(entry: Mapping[str, Any], index: Index, changes: Changes) -> None:
+    tag: Tag = "folder" if entry.get(".tag") == "folder" else "file"
+    path_lower = _path_lower(entry)
+    obj = IndexedObject(
+        object_id=_object_id(entry),
+        path_lower=path_lower,
+        path_display=str(entry.get("path_display") or path_lower),
+        tag=tag,
+        rev=str(entry["rev"]) if tag == "file" and "rev" in entry else None,
+    )
+    known = index.by_id(obj.object_id)
+    event: StandardEvent | None
+    if known is None:
+        event = StandardEvent(
+            "CREATED", obj.object_type, obj.object_id, obj.path_display, None, entry
+        )
+    elif known.path_lower != obj.path_lower or known.path_display != obj.path_display:
+        event = StandardEvent(
+            "UPDATED", obj.object_type, obj.object_id, known.path_display, obj.path_display, entry
+        )
+    elif tag == "file" and known.rev != obj.rev:
+        event = StandardEvent(
+            "UPDATED", obj.object_type, obj.object_id, obj.path_display, None, entry
+        )
+    else:
+        event = None
+    displaced = index.by_path(obj.path_lower)
+    if displaced is not None and displaced.object_id != obj.object_id:
+        _remove(displaced, index, changes)
+    index.put(obj)
+    changes.removals.discard(obj.object_id)
+    changes.upserts[obj.object_id] = obj
+    if event is not None:
+        changes.events.append(event)
+
+
+def _remove(obj: IndexedObject, index: Index, changes: Changes) -> None:
+    index.drop(obj.object_id)
+    changes.upserts.pop(obj.object_id, None)
+    changes.removals.add(obj.object_id)
+
+
+def _object_id(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("id") or _path_lower(entry))
+
+
+def _path_lower(entry: Mapping[str, Any]) -> str:
+    path = entry.get("path_lower") or str(entry.get("path_display", "")).lower()
+    return str(path)
+
+
+def _ancestors(path_lower: str) -> Iterable[str]:
+    parts = path_lower.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        yield "/" + "/".join(parts[:depth])
+
+
+def _has_ancestor_in(path_lower: str, paths: set[str]) -> bool:
+    return any(ancestor in paths for ancestor in _ancestors(path_lower))
