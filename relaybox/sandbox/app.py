@@ -1,0 +1,52 @@
+"""The sandbox as an ASGI app.
+
+Standalone (``relaybox sandbox``), the lifespan starts and stops background
+work. Mounted inside another Starlette/FastAPI app (``relaybox serve
+--sandbox`` mounts it at ``/sandbox``), the parent does not run this app's
+lifespan: background tasks then start on first use on the running loop, and
+the parent should ``await app.state.sandbox.aclose()`` when it shuts down.
+Self-links are built from ``scope["root_path"]``, so either way works.
+"""
+
+import pathlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from relaybox.sandbox import routes_api, routes_control, routes_oauth, ui
+from relaybox.sandbox.state import Sandbox
+
+TEMPLATES = pathlib.Path(__file__).parent / "templates"
+
+
+def create_app(webhook_delay: float = 0.2, state_file: pathlib.Path | None = None) -> Starlette:
+    """A new sandbox; its :class:`Sandbox` is ``app.state.sandbox``."""
+    sandbox = Sandbox(webhook_delay=webhook_delay, state_file=state_file)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/_sandbox/ui", 302)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sandbox.start()
+        try:
+            yield
+        finally:
+            await sandbox.aclose()
+
+    route_list: list[BaseRoute] = [
+        Route("/", home, methods=["GET"]),
+        *routes_api.routes(sandbox),
+        *routes_oauth.routes(sandbox, templates),
+        *routes_control.routes(sandbox),
+        *ui.routes(sandbox, templates),
+    ]
+    app = Starlette(routes=route_list, lifespan=lifespan)
+    app.state.sandbox = sandbox
+    return app

@@ -1,0 +1,96 @@
+"""Saving the sandbox to a JSON file and loading it back.
+
+The file holds apps, accounts, files (content base64), change logs, codes
+and tokens, so a demo account survives restarts. Written atomically
+(temporary file, then rename) after every change.
+"""
+
+import base64
+import dataclasses
+import json
+import os
+import pathlib
+from typing import TYPE_CHECKING, Any
+
+from relaybox.sandbox.model import Account, App, Change, Node
+from relaybox.sandbox.tokens import AccessToken, AuthCode, RefreshToken
+from relaybox.sandbox.tree import FileTree
+from relaybox.sandbox.types import JSON
+
+if TYPE_CHECKING:
+    from relaybox.sandbox.state import Sandbox
+
+VERSION = 1
+
+
+def _node(node: Node) -> JSON:
+    fields = dataclasses.asdict(node)
+    fields["content"] = base64.b64encode(node.content).decode()
+    return fields
+
+
+def _tree(tree: FileTree) -> JSON:
+    return {
+        "rev_serial": tree.rev_serial,
+        "nodes": [_node(n) for n in tree.nodes.values()],
+        "log": [dataclasses.asdict(c) for c in tree.log],
+    }
+
+
+def dump(sandbox: "Sandbox") -> JSON:
+    accounts = []
+    for account in sandbox.accounts.values():
+        fields = dataclasses.asdict(account)
+        fields["authorized_apps"] = sorted(account.authorized_apps)
+        fields["tree"] = _tree(sandbox.trees[account.account_id])
+        accounts.append(fields)
+    tokens = sandbox.tokens
+    return {
+        "version": VERSION,
+        "cursor_epoch": sandbox.cursor_epoch,
+        "apps": [dataclasses.asdict(a) for a in sandbox.apps.values()],
+        "accounts": accounts,
+        "codes": [dataclasses.asdict(c) for c in tokens.codes.values()],
+        "access_tokens": [dataclasses.asdict(t) for t in tokens.access.values()],
+        "refresh_tokens": [dataclasses.asdict(t) for t in tokens.refresh.values()],
+    }
+
+
+def save(sandbox: "Sandbox", path: pathlib.Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(dump(sandbox)))
+    os.replace(temporary, path)
+
+
+def _load_tree(data: JSON) -> FileTree:
+    tree = FileTree()
+    tree.rev_serial = data["rev_serial"]
+    for fields in data["nodes"]:
+        node = Node(**{**fields, "content": base64.b64decode(fields["content"])})
+        tree.nodes[node.path_lower] = node
+        tree.by_id[node.id] = node.path_lower
+    tree.log = [Change(**c) for c in data["log"]]
+    return tree
+
+
+def load(sandbox: "Sandbox", path: pathlib.Path) -> None:
+    data: dict[str, Any] = json.loads(path.read_text())
+    sandbox.cursor_epoch = data.get("cursor_epoch", 0)
+    for fields in data["apps"]:
+        app = App(**fields)
+        sandbox.apps[app.key] = app
+    for fields in data["accounts"]:
+        tree = _load_tree(fields.pop("tree"))
+        account = Account(**{**fields, "authorized_apps": set(fields["authorized_apps"])})
+        sandbox.accounts[account.account_id] = account
+        sandbox.trees[account.account_id] = tree
+    for fields in data["codes"]:
+        code = AuthCode(**fields)
+        sandbox.tokens.codes[code.code] = code
+    for fields in data["access_tokens"]:
+        access = AccessToken(**fields)
+        sandbox.tokens.access[access.token] = access
+    for fields in data["refresh_tokens"]:
+        refresh = RefreshToken(**fields)
+        sandbox.tokens.refresh[refresh.token] = refresh

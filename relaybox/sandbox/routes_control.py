@@ -1,0 +1,235 @@
+"""The control API under ``/_sandbox``: set up apps, accounts, files and faults.
+
+Not Dropbox's: it is how tests, demos and benchmarks drive the sandbox.
+Errors are ``{"error": "..."}`` (400, 404) or, for file operations, the
+Dropbox error union with 409.
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from relaybox.sandbox.errors import RouteError, json_response
+from relaybox.sandbox.faults import Fault
+from relaybox.sandbox.model import Account
+from relaybox.sandbox.state import Sandbox
+from relaybox.sandbox.tree import LookupFailure, RelocationFailure, WriteFailure
+from relaybox.sandbox.types import JSON
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _guard(handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
+    async def run(request: Request) -> Response:
+        try:
+            result = await handler(request)
+        except ControlError as error:
+            return json_response({"error": error.message}, error.status)
+        except RouteError as error:
+            return error.response()
+        except (LookupFailure, WriteFailure, RelocationFailure) as failure:
+            return RouteError(failure.error).response()
+        if isinstance(result, Response):
+            return result
+        return json_response(result)
+
+    return run
+
+
+async def _body(request: Request) -> JSON:
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise ControlError(400, "body: not JSON") from None
+    if not isinstance(data, dict):
+        raise ControlError(400, "body: expected a JSON object")
+    return data
+
+
+def _text(data: JSON, name: str, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise ControlError(400, f"{name}: required string")
+    return value
+
+
+def _account_json(account: Account) -> JSON:
+    return {
+        "account_id": account.account_id,
+        "uid": account.uid,
+        "email": account.email,
+        "display_name": account.display_name,
+        "report_descendant_deletes": account.report_descendant_deletes,
+    }
+
+
+def routes(sandbox: Sandbox) -> list[Route]:
+    def account_of(request: Request) -> Account:
+        try:
+            return sandbox.account(request.path_params["account_id"])
+        except KeyError:
+            raise ControlError(404, "account_id: no such account") from None
+
+    def query_path(request: Request) -> str:
+        path = request.query_params.get("path")
+        if not path:
+            raise ControlError(400, "path: required query parameter")
+        return path
+
+    async def create_app_(request: Request) -> JSON:
+        data = await _body(request)
+        key, secret = _text(data, "app_key"), _text(data, "app_secret")
+        assert key is not None and secret is not None
+        webhook_uri = _text(data, "webhook_uri", required=False)
+        sandbox.register_app(key, secret, webhook_uri)
+        return {"app_key": key, "webhook_uri": webhook_uri}
+
+    async def list_apps(request: Request) -> JSON:
+        return {
+            "apps": [
+                {"app_key": a.key, "webhook_uri": a.webhook_uri, "verified": a.webhook_verified}
+                for a in sandbox.apps.values()
+            ]
+        }
+
+    async def create_account(request: Request) -> JSON:
+        data = await _body(request)
+        email = _text(data, "email")
+        assert email is not None
+        return _account_json(sandbox.create_account(email, _text(data, "display_name", False)))
+
+    async def list_accounts(request: Request) -> JSON:
+        return {"accounts": [_account_json(a) for a in sandbox.accounts.values()]}
+
+    async def authorize(request: Request) -> JSON:
+        data = await _body(request)
+        key, account_id = _text(data, "app_key"), _text(data, "account_id")
+        assert key is not None and account_id is not None
+        if key not in sandbox.apps:
+            raise ControlError(404, "app_key: no such app")
+        if account_id not in sandbox.accounts:
+            raise ControlError(404, "account_id: no such account")
+        code = sandbox.authorize(
+            key,
+            account_id,
+            _text(data, "redirect_uri", required=False),
+            _text(data, "token_access_type", required=False),
+        )
+        return {"code": code}
+
+    async def put_file(request: Request) -> JSON:
+        account, path = account_of(request), query_path(request)
+        content = await request.body()
+        node = sandbox.change(
+            account.account_id, lambda tree: tree.upload(path, content, mode="overwrite")
+        )
+        return node.metadata()
+
+    async def get_file(request: Request) -> Response:
+        account, path = account_of(request), query_path(request)
+        node = sandbox.trees[account.account_id].lookup(path)
+        if node.is_folder:
+            raise ControlError(400, "path: is a folder")
+        return Response(node.content, media_type="application/octet-stream")
+
+    async def delete_file(request: Request) -> JSON:
+        account, path = account_of(request), query_path(request)
+        node = sandbox.change(account.account_id, lambda tree: tree.delete(path))
+        return node.metadata()
+
+    async def create_folder(request: Request) -> JSON:
+        account, data = account_of(request), await _body(request)
+        path = _text(data, "path")
+        assert path is not None
+        node = sandbox.change(account.account_id, lambda tree: tree.create_folder(path))
+        return node.metadata()
+
+    async def move(request: Request) -> JSON:
+        account, data = account_of(request), await _body(request)
+        source, target = _text(data, "from_path"), _text(data, "to_path")
+        assert source is not None and target is not None
+        node = sandbox.change(account.account_id, lambda tree: tree.move(source, target))
+        return node.metadata()
+
+    async def settings(request: Request) -> JSON:
+        account, data = account_of(request), await _body(request)
+        value = data.get("report_descendant_deletes")
+        if value is not None:
+            if not isinstance(value, bool):
+                raise ControlError(400, "report_descendant_deletes: expected a boolean")
+            sandbox.set_report_descendant_deletes(account.account_id, value)
+        return {"report_descendant_deletes": account.report_descendant_deletes}
+
+    async def add_fault(request: Request) -> JSON:
+        data = await _body(request)
+        status = data.get("status", 200)
+        if status == "reset":
+            sandbox.reset_cursors()
+            return {"applied": "reset"}
+        if status == "expire_tokens":
+            sandbox.expire_tokens()
+            return {"applied": "expire_tokens"}
+        if not (status == "backoff" or (type(status) is int and 200 <= status <= 599)):
+            raise ControlError(400, "status: an HTTP status, or reset, expire_tokens or backoff")
+        route = _text(data, "route")
+        assert route is not None
+        count, retry_after, delay_ms = (
+            data.get("count", 1),
+            data.get("retry_after"),
+            data.get("delay_ms", 0),
+        )
+        for name, value in (("count", count), ("delay_ms", delay_ms), ("retry_after", retry_after)):
+            if value is not None and (type(value) is not int or value < 0):
+                raise ControlError(400, f"{name}: expected a non-negative integer")
+        sandbox.faults.add(Fault(route, status, count, retry_after, delay_ms))
+        return {"applied": "fault", "route": route, "count": count}
+
+    async def clear_faults(request: Request) -> JSON:
+        sandbox.faults.clear()
+        return {"faults": []}
+
+    async def revoke_tokens(request: Request) -> JSON:
+        data = await _body(request)
+        account_id = _text(data, "account_id")
+        assert account_id is not None
+        try:
+            sandbox.revoke_account_tokens(account_id)
+        except KeyError:
+            raise ControlError(404, "account_id: no such account") from None
+        return {"revoked": account_id}
+
+    async def webhook_log(request: Request) -> JSON:
+        return {"entries": list(sandbox.webhooks.log)}
+
+    one = "/_sandbox/accounts/{account_id}"
+    table: list[tuple[str, Callable[[Request], Awaitable[Any]], str]] = [
+        ("/_sandbox/apps", create_app_, "POST"),
+        ("/_sandbox/apps", list_apps, "GET"),
+        ("/_sandbox/accounts", create_account, "POST"),
+        ("/_sandbox/accounts", list_accounts, "GET"),
+        ("/_sandbox/authorize", authorize, "POST"),
+        (f"{one}/files", put_file, "PUT"),
+        (f"{one}/files", get_file, "GET"),
+        (f"{one}/files", delete_file, "DELETE"),
+        (f"{one}/folders", create_folder, "POST"),
+        (f"{one}/move", move, "POST"),
+        (f"{one}/settings", settings, "POST"),
+        ("/_sandbox/faults", add_fault, "POST"),
+        ("/_sandbox/faults", clear_faults, "DELETE"),
+        ("/_sandbox/tokens/revoke", revoke_tokens, "POST"),
+        ("/_sandbox/webhooks/log", webhook_log, "GET"),
+    ]
+    return [Route(path, _guard(handler), methods=[method]) for path, handler, method in table]
