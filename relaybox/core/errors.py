@@ -72,3 +72,51 @@ class BlockedAddress(InvalidCallbackURL):
         self.host = host
         self.address = address
         self.reason = reason
+
+
+# --- Provider (connector) errors -------------------------------------------------------
+#
+#    RelayboxError
+#    └── ProviderError             the provider answered with an error
+#        ├── ProviderAuthError     credentials refused for good (revoked, invalid_grant)
+#        │   └── TokenExpired      the access token expired: refresh and try again
+#        ├── CursorReset           the change cursor is void: relist and reconcile
+#        ├── RateLimited           429: wait `retry_after` seconds
+#        ├── ProviderUnavailable   5xx or no answer: back off and retry
+#        └── ProviderRejected      400/409: the request is wrong, do not retry
+
+
+class ProviderError(RelayboxError):
+    """The provider answered with an error; `status` is its HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the instance's credentials; the instance becomes invalid."""
+
+
+class TokenExpired(ProviderAuthError):
+    """The access token expired; a refresh may cure it."""
+
+
+class CursorReset(ProviderError):
+    """The change cursor is no longer valid."""
+
+
+class RateLimited(ProviderError):
+    """Too many requests; wait `retry_after` seconds before the next call."""
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """A server error or no answer at all; worth retrying later."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider says the request itself is wrong; retrying will not help."""

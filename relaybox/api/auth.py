@@ -1,0 +1,75 @@
+"""The `Authorization: User <secret>, Organization <secret>` (or `, Element <token>`) header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import select
+
+from relaybox.api.errors import ApiError
+from relaybox.crypto import same_secret, secret_hash
+from relaybox.runtime import Runtime
+from relaybox.store import tables
+from relaybox.store.db import transaction
+
+MAX_HEADER = 1024
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an organization's user, optionally limited to one instance."""
+
+    org_id: int
+    user_id: int
+    instance_id: int | None = None
+
+
+def parse_header(value: str) -> dict[str, str]:
+    """`User a, Organization b` -> {"User": "a", "Organization": "b"}; {} when malformed."""
+    parts: dict[str, str] = {}
+    for piece in value.split(","):
+        words = piece.strip().split()
+        if len(words) != 2 or words[0] in parts:
+            return {}
+        parts[words[0]] = words[1]
+    return parts
+
+
+def unauthorized(message: str = "missing or invalid Authorization header") -> ApiError:
+    return ApiError(401, message, {"WWW-Authenticate": "User, Organization"})
+
+
+async def authenticate(request: Request) -> Principal:
+    runtime: Runtime = request.app.state.runtime
+    header = request.headers.get("authorization", "")
+    if not header or len(header) > MAX_HEADER:
+        raise unauthorized()
+    parts = parse_header(header)
+    user_secret = parts.get("User")
+    if not user_secret or not (set(parts) == {"User", "Organization"}
+                               or set(parts) == {"User", "Element"}):  # fmt: skip
+        raise unauthorized()
+    async with transaction(runtime.sessions) as session:
+        user = await session.scalar(
+            select(tables.User).where(tables.User.secret_hash == secret_hash(user_secret))
+        )
+        if user is None or not same_secret(user_secret, user.secret_hash):
+            raise unauthorized("invalid credentials")
+        if "Organization" in parts:
+            org = await session.get(tables.Organization, user.org_id)
+            if org is None or not same_secret(parts["Organization"], org.secret_hash):
+                raise unauthorized("invalid credentials")
+            return Principal(user.org_id, user.id)
+        instance = await session.scalar(
+            select(tables.Instance).where(
+                tables.Instance.token_hash == secret_hash(parts["Element"])
+            )
+        )
+        if (
+            instance is None
+            or instance.org_id != user.org_id
+            or not same_secret(parts["Element"], instance.token_hash)
+        ):
+            raise unauthorized("invalid credentials")
+        return Principal(user.org_id, user.id, instance.id)

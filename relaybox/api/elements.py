@@ -1,0 +1,33 @@
+"""`/elements/api-v2/elements/{key}/oauth/url`: where to send a user to connect an account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from relaybox.api.auth import Principal, authenticate
+from relaybox.api.deps import runtime_of
+from relaybox.api.errors import ApiError
+from relaybox.connectors.dropbox.client import authorize_url
+from relaybox.services.instances import ELEMENTS
+
+router = APIRouter(prefix="/elements/api-v2/elements", tags=["elements"])
+
+
+@router.get("/{element_key}/oauth/url")
+async def oauth_url(
+    element_key: str,
+    request: Request,
+    api_key: str = Query(alias="apiKey", min_length=1, max_length=512),
+    api_secret: str | None = Query(default=None, alias="apiSecret", max_length=512),
+    callback_url: str | None = Query(default=None, alias="callbackUrl", max_length=2048),
+    state: str | None = Query(default=None, max_length=2048),
+    _: Principal = Depends(authenticate),
+) -> dict[str, Any]:
+    if element_key not in ELEMENTS:
+        raise ApiError(404, f"no element {element_key!r}")
+    url = authorize_url(
+        runtime_of(request).dropbox.urls, app_key=api_key, redirect_uri=callback_url, state=state
+    )
+    return {"element": element_key, "oauthUrl": url}

@@ -1,0 +1,216 @@
+"""The event log and deliveries of an organization's instances (SPEC section 1)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaybox.api.auth import Principal, authenticate
+from relaybox.api.deps import runtime_of
+from relaybox.api.errors import ApiError
+from relaybox.api.instances import own_instance
+from relaybox.services.instances import InstanceService, NotFound
+from relaybox.store import tables
+from relaybox.store.db import transaction
+
+router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"])
+
+STATUSES = {"pending", "delivered", "failed"}
+PAGE_HEADER = "Elements-Next-Page-Token"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode_page(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode()
+
+
+def _decode_page(token: str | None) -> int | None:
+    if not token:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if not text.startswith("id:"):
+            raise ValueError(text)
+        return int(text[3:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "nextPage: not a page token from this server") from None
+
+
+def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "id": event.id,
+        "instanceId": event.instance_id,
+        "eventType": event.event_type,
+        "objectType": event.object_type,
+        "objectId": event.object_id,
+        "path": event.path,
+        "date": _iso(event.occurred_at),
+        "notificationId": note.id,
+        "status": note.status,
+    }
+    if event.new_path is not None:
+        answer["newPath"] = event.new_path
+    return answer
+
+
+def describe_attempt(attempt: tables.Attempt) -> dict[str, Any]:
+    return {
+        "date": _iso(attempt.attempted_at),
+        "statusCode": attempt.status_code,
+        "latencyMs": attempt.latency_ms,
+        "error": attempt.error,
+        "responseBody": attempt.response_body,
+    }
+
+
+async def describe_delivery(session: AsyncSession, note: tables.Notification) -> dict[str, Any]:
+    attempts = await session.scalars(
+        select(tables.Attempt)
+        .where(tables.Attempt.notification_pk == note.pk)
+        .order_by(tables.Attempt.id)
+    )
+    return {
+        "id": note.id,
+        "instanceId": note.instance_id,
+        "status": note.status,
+        "eventCount": note.event_count,
+        "createdDate": _iso(note.created_at),
+        "deliveredDate": _iso(note.delivered_at),
+        "nextAttemptDate": _iso(note.next_attempt_at) if note.status == "pending" else None,
+        "attempts": [describe_attempt(a) for a in attempts],
+    }
+
+
+async def _event_page(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    instance_id: int | None,
+    status: str | None,
+    since: datetime | None,
+    page_size: int,
+    next_page: str | None,
+) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, f"status: must be one of {', '.join(sorted(STATUSES))}")
+    before = _decode_page(next_page)
+    query: Select[tuple[tables.Event, tables.Notification]] = (
+        select(tables.Event, tables.Notification)
+        .join(tables.Notification, tables.Notification.pk == tables.Event.notification_pk)
+        .where(tables.Event.org_id == principal.org_id)
+    )
+    if instance_id is not None:
+        query = query.where(tables.Event.instance_id == instance_id)
+    elif principal.instance_id is not None:
+        query = query.where(tables.Event.instance_id == principal.instance_id)
+    if status is not None:
+        query = query.where(tables.Notification.status == status)
+    if since is not None:
+        query = query.where(tables.Event.occurred_at >= _aware(since))
+    if before is not None:
+        query = query.where(tables.Event.id < before)
+    query = query.order_by(tables.Event.id.desc()).limit(page_size + 1)
+    service = InstanceService(runtime_of(request))
+    async with transaction(service.runtime.sessions) as session:
+        if instance_id is not None:
+            await service.get(session, principal.org_id, instance_id)
+        rows = (await session.execute(query)).all()
+    page = rows[:page_size]
+    if len(rows) > page_size:
+        response.headers[PAGE_HEADER] = _encode_page(page[-1][0].id)
+    return [describe_event(event, note) for event, note in page]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+PageSize = Query(default=50, alias="pageSize", ge=1, le=500)
+NextPage = Query(default=None, alias="nextPage", max_length=200)
+
+
+@router.get("/events")
+async def organization_events(
+    request: Request,
+    response: Response,
+    status: str | None = None,
+    since: datetime | None = None,
+    page_size: int = PageSize,
+    next_page: str | None = NextPage,
+    principal: Principal = Depends(authenticate),
+) -> list[dict[str, Any]]:
+    """Events of every instance of the organization, newest first."""
+    return await _event_page(
+        request, response, principal, None, status, since, page_size, next_page
+    )
+
+
+@router.get("/events/{event_id}")
+async def one_event(
+    event_id: int, request: Request, principal: Principal = Depends(authenticate)
+) -> dict[str, Any]:
+    """One event with the notification that carries it and its attempts."""
+    async with transaction(runtime_of(request).sessions) as session:
+        event = await session.get(tables.Event, event_id)
+        if event is None or event.org_id != principal.org_id:
+            raise NotFound(f"no event {event_id}")
+        own_instance(principal, event.instance_id)
+        note = await session.get(tables.Notification, event.notification_pk)
+        assert note is not None
+        answer = describe_event(event, note)
+        answer["notification"] = {**await describe_delivery(session, note), "body": note.body}
+        return answer
+
+
+@router.get("/{instance_id}/events")
+async def instance_events(
+    instance_id: int,
+    request: Request,
+    response: Response,
+    status: str | None = None,
+    since: datetime | None = None,
+    page_size: int = PageSize,
+    next_page: str | None = NextPage,
+    principal: Principal = Depends(authenticate),
+) -> list[dict[str, Any]]:
+    """The instance's events, newest first, each with its delivery status."""
+    own_instance(principal, instance_id)
+    return await _event_page(
+        request, response, principal, instance_id, status, since, page_size, next_page
+    )
+
+
+@router.get("/{instance_id}/deliveries")
+async def deliveries(
+    instance_id: int,
+    request: Request,
+    response: Response,
+    page_size: int = PageSize,
+    next_page: str | None = NextPage,
+    principal: Principal = Depends(authenticate),
+) -> list[dict[str, Any]]:
+    """Notifications sent or pending, newest first, with their attempts."""
+    own_instance(principal, instance_id)
+    before = _decode_page(next_page)
+    service = InstanceService(runtime_of(request))
+    async with transaction(service.runtime.sessions) as session:
+        await service.get(session, principal.org_id, instance_id)
+        query = select(tables.Notification).where(tables.Notification.instance_id == instance_id)
+        if before is not None:
+            query = query.where(tables.Notification.pk < before)
+        rows = list(
+            await session.scalars(query.order_by(tables.Notification.pk.desc()).limit(page_size + 1))
+        )
+        page = rows[:page_size]
+        if len(rows) > page_size:
+            response.headers[PAGE_HEADER] = _encode_page(page[-1].pk)
+        return [await describe_delivery(session, note) for note in page]

@@ -1,0 +1,102 @@
+"""Builds the ASGI app: routers, health and metrics, and a lifespan that starts the workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.types import ASGIApp
+
+from relaybox import __version__
+from relaybox.api import elements, errors, events, instances, receiver
+from relaybox.api.limits import BodyLimit
+from relaybox.config import Settings
+from relaybox.pipeline.runner import Workers
+from relaybox.runtime import Runtime
+from relaybox.services.orgs import bootstrap
+from relaybox.store.db import migrations_current
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+
+
+def create_app(
+    settings: Settings,
+    *,
+    workers: bool = True,
+    mounts: dict[str, ASGIApp] | None = None,
+    on_ready: Any = None,
+) -> FastAPI:
+    """The relaybox server. `mounts` adds sub-apps (the sandbox under `--sandbox`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        created = await bootstrap(runtime)
+        if created is not None:
+            print_bootstrap(created.user_secret, created.org_secret or "")
+        pool = Workers(runtime) if workers else None
+        if pool:
+            pool.start()
+        if on_ready is not None:
+            await on_ready(app)
+        try:
+            yield
+        finally:
+            if pool:
+                await pool.stop()
+            await runtime.close()
+
+    app = FastAPI(
+        title="relaybox",
+        version=__version__,
+        description="Self-hosted connector events, compatible with the Open Connectors API.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    # events before instances: `/instances/events` must not be read as an instance id.
+    for router in (events.router, instances.router, elements.router, receiver.router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        try:
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            current = await migrations_current(runtime.engine)
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        if not current:
+            return JSONResponse({"status": "migrations pending"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for path, sub in (mounts or {}).items():
+        app.mount(path, sub)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY, exempt=tuple(mounts or ()))
+    return app
+
+
+def print_bootstrap(user_secret: str, org_secret: str) -> None:
+    """Printed once, on the first start: the only time the generated secrets are shown."""
+    print(  # noqa: T201 - meant for the operator's terminal
+        "\nrelaybox: created the first organization. Keep these; they are not shown again.\n"
+        f"  Authorization: User {user_secret}, Organization {org_secret}\n",
+        flush=True,
+    )

@@ -1,0 +1,190 @@
+"""The `relaybox` command line: serve, worker, sandbox, db, admin."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from relaybox.config import Settings
+from relaybox.crypto import load_or_create_key
+
+app = typer.Typer(help="relaybox: self-hosted connector events.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+admin_app = typer.Typer(help="Organizations and users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+SANDBOX_APP_KEY = "relaybox-sandbox-app"
+SANDBOX_EMAIL = "demo@example.com"
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    sandbox: Annotated[bool, typer.Option(help="Mount the Dropbox sandbox and use it.")] = False,
+    workers: Annotated[bool, typer.Option(help="Run the background workers here.")] = True,
+) -> None:
+    """Run the API, the receiver and (unless --no-workers) the workers in one process."""
+    _logging()
+    settings = Settings()
+    mounts: dict[str, Any] = {}
+    on_ready = None
+    if sandbox:
+        settings, mounts, on_ready = _with_sandbox(settings)
+    from relaybox.app import create_app
+
+    server_app = create_app(settings, workers=workers, mounts=mounts, on_ready=on_ready)
+    uvicorn.run(server_app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
+
+
+def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any]:
+    """Point every Dropbox URL at the mounted sandbox and seed its app and account."""
+    from relaybox.sandbox.app import create_app as create_sandbox
+
+    base = settings.public_url.rstrip("/") + "/sandbox"
+    settings = settings.model_copy(
+        update={
+            "dropbox_api_url": base,
+            "dropbox_content_url": base,
+            "dropbox_notify_url": base,
+            "dropbox_www_url": base,
+            "allow_private_callbacks": True,
+        }
+    )
+    sandbox_app = create_sandbox(state_file=settings.data_dir / "sandbox.json")
+    key = load_or_create_key(settings.secret_key, settings.data_dir)
+    app_secret = hmac.new(key.encode(), b"sandbox app secret", hashlib.sha256).hexdigest()[:32]
+
+    async def on_ready(_: Any) -> None:
+        sandbox = sandbox_app.state.sandbox
+        sandbox.start()
+        sandbox.register_app(SANDBOX_APP_KEY, app_secret, settings.dropbox_webhook_uri)
+        account = sandbox.create_account(SANDBOX_EMAIL, "Demo User")
+        typer.echo(
+            "\nDropbox sandbox mounted at "
+            f"{base}\n  app key:    {SANDBOX_APP_KEY}\n  app secret: {app_secret}\n"
+            f"  account:    {account.account_id} ({SANDBOX_EMAIL})\n"
+            f"  files page: {base}/_sandbox/ui\n"
+        )
+
+    return settings, {"/sandbox": sandbox_app}, on_ready
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background workers (scale-out with a shared PostgreSQL)."""
+    _logging()
+    asyncio.run(_run_worker(Settings()))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from relaybox.pipeline.runner import Workers
+    from relaybox.runtime import Runtime
+
+    runtime = await Runtime.start(settings)
+    pool = Workers(runtime)
+    pool.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await pool.stop()
+    await runtime.close()
+
+
+@app.command("sandbox")
+def sandbox_command(
+    host: Host = "127.0.0.1",
+    port: Port = 8010,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    state_file: Annotated[Path | None, typer.Option(help="Keep the sandbox state here.")] = None,
+) -> None:
+    """Run the Dropbox sandbox alone."""
+    from relaybox.sandbox.app import create_app as create_sandbox
+
+    uvicorn.run(
+        create_sandbox(state_file=state_file),
+        host=host,
+        port=port,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+
+    async def run() -> None:
+        from relaybox.store.db import create_engine, upgrade
+
+        engine = create_engine(Settings().resolved_database_url)
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is up to date")
+
+
+@admin_app.command("create-org")
+def create_org(
+    name: Annotated[str, typer.Argument(help="Organization name.")],
+    email: Annotated[str, typer.Option(help="Its first user's e-mail.")] = "admin@localhost",
+) -> None:
+    """Create an organization with a first user; prints their secrets once."""
+
+    async def run() -> None:
+        from relaybox.runtime import Runtime
+        from relaybox.services.orgs import create_org as create
+
+        runtime = await Runtime.start(Settings())
+        try:
+            created = await create(runtime, name, email)
+        finally:
+            await runtime.close()
+        typer.echo(f"organization {created.org_id}")
+        typer.echo(f"Authorization: User {created.user_secret}, Organization {created.org_secret}")
+
+    asyncio.run(run())
+
+
+@admin_app.command("create-user")
+def create_user(
+    org_id: Annotated[int, typer.Argument(help="Organization id.")],
+    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
+) -> None:
+    """Add a user to an organization; prints the user secret once."""
+
+    async def run() -> None:
+        from relaybox.runtime import Runtime
+        from relaybox.services.orgs import create_user as create
+
+        runtime = await Runtime.start(Settings())
+        try:
+            created = await create(runtime, org_id, email)
+        except LookupError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        finally:
+            await runtime.close()
+        typer.echo(f"User {created.user_secret}")
+
+    asyncio.run(run())

@@ -1,0 +1,16 @@
+"""What relaybox needs of a provider's webhooks, whatever the provider."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class WebhookVerifier(Protocol):
+    """Checks a provider notification and says which accounts it is about."""
+
+    element_key: str
+    signature_header: str
+
+    def verify(self, app_secret: str, body: bytes, signature: str) -> bool: ...
+
+    def accounts(self, body: Any) -> list[str]: ...

@@ -1,0 +1,214 @@
+"""Async Dropbox API v2 client: one narrow seam (an `httpx.AsyncClient`) for all I/O.
+
+Base URLs come from configuration, so the same client talks to Dropbox or to the sandbox.
+Dropbox's answers are mapped onto `relaybox.core.errors` (SPEC section 3):
+
+| answer                                   | raised                         |
+|------------------------------------------|--------------------------------|
+| 401 `expired_access_token`               | TokenExpired                   |
+| 401 other, 400 `invalid_grant` on token  | ProviderAuthError              |
+| 409 `reset`                              | CursorReset                    |
+| 429                                      | RateLimited(retry_after)       |
+| 5xx, timeout, connection error           | ProviderUnavailable            |
+| 400 (plain text), other 409              | ProviderRejected               |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from relaybox.core.errors import (
+    CursorReset,
+    ProviderAuthError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    TokenExpired,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DropboxURLs:
+    api: str = "https://api.dropboxapi.com"
+    content: str = "https://content.dropboxapi.com"
+    notify: str = "https://notify.dropboxapi.com"
+    www: str = "https://www.dropbox.com"
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+    account_id: str | None
+
+
+def authorize_url(
+    urls: DropboxURLs, *, app_key: str, redirect_uri: str | None, state: str | None
+) -> str:
+    params = {"client_id": app_key, "response_type": "code", "token_access_type": "offline"}
+    if redirect_uri:
+        params["redirect_uri"] = redirect_uri
+    if state:
+        params["state"] = state
+    return f"{urls.www.rstrip('/')}/oauth2/authorize?{urlencode(params)}"
+
+
+class DropboxClient:
+    """Calls Dropbox with a given access token; knows nothing of instances or storage."""
+
+    def __init__(self, urls: DropboxURLs, http: httpx.AsyncClient) -> None:
+        self.urls = urls
+        self.http = http
+
+    # --- OAuth ---------------------------------------------------------------------
+
+    async def exchange_code(
+        self, *, code: str, app_key: str, app_secret: str, redirect_uri: str | None
+    ) -> TokenSet:
+        form = {"grant_type": "authorization_code", "code": code}
+        if redirect_uri:
+            form["redirect_uri"] = redirect_uri
+        return await self._token(form, app_key, app_secret)
+
+    async def refresh(self, *, refresh_token: str, app_key: str, app_secret: str) -> TokenSet:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        token = await self._token(form, app_key, app_secret)
+        # A refresh answer carries no refresh token: the old one stays valid.
+        return TokenSet(token.access_token, refresh_token, token.expires_at, token.account_id)
+
+    async def revoke(self, access_token: str) -> None:
+        await self.rpc("auth/token/revoke", None, access_token)
+
+    async def _token(self, form: dict[str, str], app_key: str, app_secret: str) -> TokenSet:
+        form = {**form, "client_id": app_key, "client_secret": app_secret}
+        response = await self._send("POST", f"{self.urls.api}/oauth2/token", data=form)
+        if response.status_code == 400:
+            body = _json_or_none(response)
+            error = str(body.get("error", "")) if body else ""
+            description = str(body.get("error_description", "")) if body else response.text
+            message = f"Dropbox refused the token request: {error or response.text[:200]}"
+            if description and description != error:
+                message += f" ({description[:200]})"
+            raise ProviderAuthError(message, status=400)
+        data = self._check(response, "oauth2/token")
+        expires_in = data.get("expires_in")
+        expires_at = (
+            datetime.now(UTC) + timedelta(seconds=float(expires_in))
+            if isinstance(expires_in, int | float)
+            else None
+        )
+        return TokenSet(
+            access_token=str(data["access_token"]),
+            refresh_token=data.get("refresh_token"),
+            expires_at=expires_at,
+            account_id=data.get("account_id"),
+        )
+
+    # --- RPC routes ----------------------------------------------------------------
+
+    async def get_current_account(self, access_token: str) -> dict[str, Any]:
+        return await self.rpc("users/get_current_account", None, access_token)
+
+    async def get_latest_cursor(self, access_token: str) -> str:
+        args = {"path": "", "recursive": True, "include_deleted": False}
+        data = await self.rpc("files/list_folder/get_latest_cursor", args, access_token)
+        return str(data["cursor"])
+
+    async def list_folder(self, access_token: str) -> dict[str, Any]:
+        args = {"path": "", "recursive": True, "include_deleted": False, "limit": 2000}
+        return await self.rpc("files/list_folder", args, access_token)
+
+    async def list_folder_continue(self, access_token: str, cursor: str) -> dict[str, Any]:
+        return await self.rpc("files/list_folder/continue", {"cursor": cursor}, access_token)
+
+    async def longpoll(self, cursor: str, timeout: int) -> dict[str, Any]:
+        """Wait for changes after `cursor` (notify host, no Authorization header)."""
+        response = await self._send(
+            "POST",
+            f"{self.urls.notify}/2/files/list_folder/longpoll",
+            json={"cursor": cursor, "timeout": timeout},
+            timeout=timeout + 30,
+        )
+        return self._check(response, "files/list_folder/longpoll")
+
+    async def rpc(
+        self, route: str, args: dict[str, Any] | None, access_token: str
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {access_token}"}
+        if args is None:
+            response = await self._send("POST", f"{self.urls.api}/2/{route}", headers=headers)
+        else:
+            response = await self._send(
+                "POST", f"{self.urls.api}/2/{route}", headers=headers, json=args
+            )
+        return self._check(response, route)
+
+    # --- plumbing ------------------------------------------------------------------
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"Dropbox did not answer in time: {url}") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach Dropbox at {url}: {exc}") from exc
+
+    def _check(self, response: httpx.Response, route: str) -> dict[str, Any]:
+        status = response.status_code
+        if status == 200:
+            data = _json_or_none(response)
+            return data if data is not None else {}
+        body = _json_or_none(response)
+        summary = str(body.get("error_summary", "")) if body else ""
+        if status == 401:
+            tag = _error_tag(body)
+            if tag == "expired_access_token":
+                raise TokenExpired(f"{route}: access token expired", status=401)
+            raise ProviderAuthError(f"{route}: Dropbox refused the credentials ({tag})", status=401)
+        if status == 409 and summary.startswith("reset"):
+            raise CursorReset(f"{route}: cursor reset", status=409)
+        if status == 429:
+            raise RateLimited(
+                f"{route}: rate limited", retry_after=_retry_after(response, body), status=429
+            )
+        if status >= 500:
+            raise ProviderUnavailable(f"{route}: Dropbox answered {status}", status=status)
+        detail = summary or response.text[:300]
+        log.warning("Dropbox rejected %s with %s: %s", route, status, detail)
+        raise ProviderRejected(f"{route}: Dropbox answered {status}: {detail}", status=status)
+
+
+def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _error_tag(body: dict[str, Any] | None) -> str:
+    error = body.get("error") if body else None
+    if isinstance(error, dict):
+        return str(error.get(".tag", "unknown"))
+    return "unknown"
+
+
+def _retry_after(response: httpx.Response, body: dict[str, Any] | None) -> float:
+    """Dropbox puts `retry_after` in a JSON body, or a Retry-After header on plain text."""
+    error = body.get("error") if body else None
+    if isinstance(error, dict) and isinstance(error.get("retry_after"), int | float):
+        return float(error["retry_after"])
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0

@@ -1,0 +1,197 @@
+"""The `configuration` object of an instance: parsing, defaults, secrets and masking.
+
+Pure: every error is an `InvalidInput` naming the configuration key it is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from relaybox.core.errors import InvalidInput
+from relaybox.core.netguard import check_callback_url
+
+MASK = "********"
+
+# Keys whose values are secrets: stored encrypted, shown masked, never logged.
+SECRET_KEYS = frozenset(
+    {"oauth.api.secret", "event.notification.signature.key", "dropbox.access_token"}
+)
+VENDOR_TYPES = {"webhooks": "webhooks", "webhook": "webhooks", "polling": "polling",
+                "longpoll": "longpoll"}  # fmt: skip
+AUTH_TYPES = frozenset({"oauth2", "apiKey"})
+KNOWN_KEYS = frozenset(
+    {
+        "authentication.type",
+        "oauth.api.key",
+        "oauth.api.secret",
+        "oauth.callback.url",
+        "dropbox.access_token",
+        "event.notification.enabled",
+        "event.notification.callback.url",
+        "event.notification.signature.key",
+        "event.notification.ordered",
+        "event.vendor.type",
+        "event.poller.refresh_interval",
+    }
+)
+MAX_VALUE_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    auth_type: str = "oauth2"
+    app_key: str | None = None
+    app_secret: str | None = None
+    oauth_callback_url: str | None = None
+    access_token: str | None = None
+    events_enabled: bool = False
+    callback_url: str | None = None
+    signature_key: str | None = None
+    ordered: bool = False
+    vendor_type: str = "webhooks"
+    poll_interval_minutes: float = 15.0
+
+    def public(self) -> dict[str, Any]:
+        """The configuration as the API shows it (secrets masked)."""
+        shown: dict[str, Any] = {
+            "authentication.type": self.auth_type,
+            "event.notification.enabled": self.events_enabled,
+            "event.vendor.type": self.vendor_type,
+            "event.notification.ordered": self.ordered,
+        }
+        optional = {
+            "oauth.api.key": self.app_key,
+            "oauth.api.secret": self.app_secret,
+            "oauth.callback.url": self.oauth_callback_url,
+            "dropbox.access_token": self.access_token,
+            "event.notification.callback.url": self.callback_url,
+            "event.notification.signature.key": self.signature_key,
+        }
+        for key, value in optional.items():
+            if value is not None:
+                shown[key] = MASK if key in SECRET_KEYS else value
+        if self.vendor_type == "polling":
+            shown["event.poller.refresh_interval"] = _number_text(self.poll_interval_minutes)
+        return shown
+
+    def stored(self) -> dict[str, Any]:
+        """What is kept in the clear: the public view without the secret keys at all."""
+        return {k: v for k, v in self.public().items() if k not in SECRET_KEYS}
+
+    def secrets(self) -> dict[str, str]:
+        values = {
+            "oauth.api.secret": self.app_secret,
+            "event.notification.signature.key": self.signature_key,
+            "dropbox.access_token": self.access_token,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def parse_config(
+    raw: Any, *, base: InstanceConfig | None = None, require_complete: bool = True
+) -> InstanceConfig:
+    """Apply the keys of `raw` on top of `base` (a PATCH) or of the defaults (a create)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("configuration must be an object", field="configuration")
+    config = base or InstanceConfig()
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in KNOWN_KEYS:
+            raise InvalidInput(f"unknown configuration key {key!r}", field=f"configuration.{key}")
+        if key == "authentication.type":
+            text = _text(key, value)
+            if text not in AUTH_TYPES:
+                raise InvalidInput(f"{key} must be oauth2 or apiKey", field=key)
+            changes["auth_type"] = text
+        elif key == "oauth.api.key":
+            changes["app_key"] = _text(key, value)
+        elif key == "oauth.api.secret":
+            changes["app_secret"] = _text(key, value)
+        elif key == "oauth.callback.url":
+            changes["oauth_callback_url"] = _text(key, value)
+        elif key == "dropbox.access_token":
+            changes["access_token"] = _text(key, value)
+        elif key == "event.notification.enabled":
+            changes["events_enabled"] = _boolean(key, value)
+        elif key == "event.notification.ordered":
+            changes["ordered"] = _boolean(key, value)
+        elif key == "event.notification.callback.url":
+            url = _text(key, value, allow_empty=True)
+            if url:
+                check_callback_url(url)
+            changes["callback_url"] = url or None
+        elif key == "event.notification.signature.key":
+            changes["signature_key"] = _text(key, value, allow_empty=True) or None
+        elif key == "event.vendor.type":
+            vendor = VENDOR_TYPES.get(_text(key, value))
+            if vendor is None:
+                raise InvalidInput(f"{key} must be webhooks, polling or longpoll", field=key)
+            changes["vendor_type"] = vendor
+        elif key == "event.poller.refresh_interval":
+            changes["poll_interval_minutes"] = _minutes(key, value)
+    config = replace(config, **changes)
+    if require_complete:
+        _check_complete(config)
+    return config
+
+
+def _check_complete(config: InstanceConfig) -> None:
+    if config.auth_type == "oauth2":
+        for key, value in (("oauth.api.key", config.app_key),
+                           ("oauth.api.secret", config.app_secret)):  # fmt: skip
+            if not value:
+                raise InvalidInput(f"{key} is required for oauth2 instances", field=key)
+    else:
+        if not config.access_token:
+            raise InvalidInput(
+                "dropbox.access_token is required for apiKey instances",
+                field="dropbox.access_token",
+            )
+        if not config.app_secret:
+            raise InvalidInput(
+                "oauth.api.secret is required to verify webhooks", field="oauth.api.secret"
+            )
+    if config.events_enabled and not config.callback_url:
+        raise InvalidInput(
+            "event.notification.callback.url is required when events are enabled",
+            field="event.notification.callback.url",
+        )
+
+
+def _text(key: str, value: Any, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string", field=key)
+    value = value.strip()
+    if not value and not allow_empty:
+        raise InvalidInput(f"{key} must not be empty", field=key)
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidInput(f"{key} is longer than {MAX_VALUE_LENGTH} characters", field=key)
+    return value
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidInput(f"{key} must be true or false", field=key)
+
+
+def _minutes(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise InvalidInput(f"{key} must be a number of minutes", field=key)
+    try:
+        minutes = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{key} must be a number of minutes", field=key) from None
+    if not 0 < minutes <= 7 * 24 * 60:
+        raise InvalidInput(f"{key} must be between 0 and 10080 minutes", field=key)
+    return minutes
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)

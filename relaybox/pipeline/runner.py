@@ -1,0 +1,109 @@
+"""The worker loops: take leased work, run it concurrently, wake on nudges or on a timer.
+
+In `relaybox serve` they run inside the web process; `relaybox worker` runs them alone.
+Any number of processes may run them against one database: leases keep them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+from relaybox.pipeline import changes, delivery
+from relaybox.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PASS_CONCURRENCY = 8
+DELIVERY_CONCURRENCY = 32
+
+
+class Workers:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        wake = self.runtime.wakeups
+        self._tasks = [
+            asyncio.create_task(
+                self._loop("changes", wake.changes, PASS_CONCURRENCY, self._claim_passes,
+                           self._run_pass)  # fmt: skip
+            ),
+            asyncio.create_task(
+                self._loop("delivery", wake.delivery, DELIVERY_CONCURRENCY,
+                           self._claim_deliveries, self._deliver)  # fmt: skip
+            ),
+        ]
+
+    async def stop(self) -> None:
+        """Stop taking work, let in-flight work finish (leases cover the rest), return."""
+        self._stopping.set()
+        self.runtime.wakeups.changes.set()
+        self.runtime.wakeups.delivery.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _claim_passes(self, limit: int) -> list[int]:
+        return await changes.claim(self.runtime, self.owner, limit)
+
+    async def _run_pass(self, instance_id: int) -> None:
+        await changes.ChangePass(self.runtime, self.owner, instance_id).run()
+
+    async def _claim_deliveries(self, limit: int) -> list[int]:
+        return await delivery.claim(self.runtime, self.owner, limit)
+
+    async def _deliver(self, pk: int) -> None:
+        await delivery.deliver(self.runtime, self.owner, pk)
+
+    async def _loop(
+        self,
+        name: str,
+        wake: asyncio.Event,
+        concurrency: int,
+        claim: Callable[[int], Awaitable[list[int]]],
+        run: Callable[[int], Awaitable[None]],
+    ) -> None:
+        running: set[asyncio.Task[None]] = set()
+        poll = self.runtime.settings.worker_poll_seconds
+        while not self._stopping.is_set():
+            wake.clear()
+            free = concurrency - len(running)
+            claimed: list[int] = []
+            if free > 0:
+                try:
+                    claimed = await claim(free)
+                except Exception:
+                    log.exception("%s worker: claiming work failed", name)
+            for item in claimed:
+                task = asyncio.create_task(self._guard(name, run, item, wake))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if claimed and len(claimed) == free:
+                await asyncio.sleep(0)
+                if running and len(running) >= concurrency:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=poll)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _guard(
+        self, name: str, run: Callable[[int], Awaitable[None]], item: int, wake: asyncio.Event
+    ) -> None:
+        try:
+            await run(item)
+        except Exception:
+            log.exception("%s worker: item %s failed", name, item)
+        finally:
+            wake.set()  # a finished item may unblock the next one (ordering, coalesced passes)

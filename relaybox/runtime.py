@@ -1,0 +1,71 @@
+"""The shared runtime of one relaybox process: settings, database, secrets, HTTP clients.
+
+Built once by `Runtime.start` (the app lifespan, the worker command or a test) and
+handed to the API and the workers; nothing here is a module-level global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from relaybox import __version__
+from relaybox.config import Settings
+from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
+from relaybox.crypto import SecretBox, load_or_create_key
+from relaybox.store import db
+
+USER_AGENT = f"relaybox/{__version__}"
+
+
+@dataclass
+class Wakeups:
+    """In-process nudges so a worker starts at once instead of at its next poll."""
+
+    changes: asyncio.Event = field(default_factory=asyncio.Event)
+    delivery: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    dropbox: DropboxClient
+    http: httpx.AsyncClient
+    wakeups: Wakeups
+
+    @classmethod
+    async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
+        key = load_or_create_key(settings.secret_key, settings.data_dir)
+        engine = db.create_engine(settings.resolved_database_url)
+        if migrate:
+            await db.upgrade(engine)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+        urls = DropboxURLs(
+            api=settings.dropbox_api_url.rstrip("/"),
+            content=settings.dropbox_content_url.rstrip("/"),
+            notify=settings.dropbox_notify_url.rstrip("/"),
+            www=settings.dropbox_www_url.rstrip("/"),
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=db.session_factory(engine),
+            box=SecretBox(*[k.strip() for k in key.split(",") if k.strip()]),
+            dropbox=DropboxClient(urls, http),
+            http=http,
+            wakeups=Wakeups(),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,62 @@
+"""Organizations and users: the bootstrap pair and the admin commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from relaybox.crypto import new_secret, secret_hash
+from relaybox.runtime import Runtime
+from relaybox.store import tables
+from relaybox.store.db import transaction
+
+
+@dataclass(frozen=True)
+class NewCredentials:
+    org_id: int
+    user_secret: str
+    org_secret: str | None
+
+
+async def create_org(runtime: Runtime, name: str, email: str,
+                     user_secret: str | None = None,
+                     org_secret: str | None = None) -> NewCredentials:  # fmt: skip
+    user_secret = user_secret or new_secret()
+    org_secret = org_secret or new_secret()
+    async with transaction(runtime.sessions) as session:
+        org = tables.Organization(name=name, secret_hash=secret_hash(org_secret))
+        session.add(org)
+        await session.flush()
+        session.add(tables.User(org_id=org.id, email=email, secret_hash=secret_hash(user_secret)))
+    return NewCredentials(org.id, user_secret, org_secret)
+
+
+async def create_user(runtime: Runtime, org_id: int, email: str) -> NewCredentials:
+    user_secret = new_secret()
+    async with transaction(runtime.sessions) as session:
+        if await session.get(tables.Organization, org_id) is None:
+            raise LookupError(f"no organization {org_id}")
+        session.add(tables.User(org_id=org_id, email=email, secret_hash=secret_hash(user_secret)))
+    return NewCredentials(org_id, user_secret, None)
+
+
+async def bootstrap(runtime: Runtime) -> NewCredentials | None:
+    """Seed the first organization once; returns credentials only when it created them.
+
+    Secrets given in RELAYBOX_BOOTSTRAP_* are (re)installed if no user holds them yet, so a
+    configured pair always works; generated secrets are returned once, to be printed once.
+    """
+    settings = runtime.settings
+    user_secret, org_secret = settings.bootstrap_user_secret, settings.bootstrap_org_secret
+    async with transaction(runtime.sessions) as session:
+        orgs = await session.scalar(select(func.count()).select_from(tables.Organization))
+        if user_secret and org_secret:
+            known = await session.scalar(
+                select(tables.User.id).where(tables.User.secret_hash == secret_hash(user_secret))
+            )
+            if known is not None:
+                return None
+        elif orgs:
+            return None
+    return await create_org(runtime, "default", "admin@localhost", user_secret, org_secret)

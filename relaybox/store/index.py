@@ -1,0 +1,87 @@
+"""The per-instance index (object id -> path, type, rev) kept beside the cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relaybox.core.normalize import Changes, Index, IndexedObject, entry_paths, normalize
+from relaybox.store.tables import IndexEntry
+
+CHUNK = 500
+T = TypeVar("T")
+
+
+def _to_object(row: IndexEntry) -> IndexedObject:
+    return IndexedObject(
+        object_id=row.object_id,
+        path_lower=row.path_lower,
+        path_display=row.path_display,
+        tag="folder" if row.tag == "folder" else "file",
+        rev=row.rev,
+    )
+
+
+async def load_all(session: AsyncSession, instance_id: int) -> Index:
+    rows = await session.scalars(select(IndexEntry).where(IndexEntry.instance_id == instance_id))
+    return Index(_to_object(row) for row in rows)
+
+
+async def load_for(
+    session: AsyncSession, instance_id: int, entries: Sequence[Mapping[str, Any]]
+) -> Index:
+    """The part of the index a pass over `entries` can touch (ids, paths, deleted subtrees)."""
+    ids, paths, deleted = entry_paths(entries)
+    found: dict[str, IndexEntry] = {}
+    conditions: list[Any] = []
+    for chunk in _chunks(sorted(ids)):
+        conditions.append(IndexEntry.object_id.in_(chunk))
+    for chunk in _chunks(sorted(paths)):
+        conditions.append(IndexEntry.path_lower.in_(chunk))
+    for path in sorted(deleted):
+        conditions.append(IndexEntry.path_lower.startswith(path.rstrip("/") + "/", autoescape=True))
+    for chunk in _chunks(conditions, 50):
+        query = select(IndexEntry).where(IndexEntry.instance_id == instance_id, or_(*chunk))
+        for row in await session.scalars(query):
+            found[row.object_id] = row
+    return Index(_to_object(row) for row in found.values())
+
+
+async def apply(session: AsyncSession, instance_id: int, changes: Changes) -> None:
+    """Write a pass's index changes: removals first, then upserts."""
+    touched = sorted(changes.removals | set(changes.upserts))
+    for chunk in _chunks(touched):
+        await session.execute(
+            delete(IndexEntry).where(
+                IndexEntry.instance_id == instance_id, IndexEntry.object_id.in_(chunk)
+            )
+        )
+    session.add_all(
+        IndexEntry(
+            instance_id=instance_id,
+            object_id=obj.object_id,
+            path_lower=obj.path_lower,
+            path_display=obj.path_display,
+            tag=obj.tag,
+            rev=obj.rev,
+        )
+        for obj in changes.upserts.values()
+    )
+    await session.flush()
+
+
+async def replace_index(
+    session: AsyncSession, instance_id: int, listing: Sequence[Mapping[str, Any]]
+) -> None:
+    """Make the index hold exactly a fresh listing (no events)."""
+    await session.execute(delete(IndexEntry).where(IndexEntry.instance_id == instance_id))
+    changes = normalize(listing, Index())
+    await apply(session, instance_id, changes)
+
+
+def _chunks(items: Iterable[T], size: int = CHUNK) -> list[list[T]]:
+    items = list(items)
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,89 @@
+"""Real HTTP servers for tests: uvicorn on a free loopback port, in the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, port: int | None = None, **config: Any) -> AsyncIterator[str]:
+    """Serve `app` until the block ends; yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server stopped before it started")
+            await asyncio.sleep(0.02)
+        scheme = "https" if config.get("ssl_certfile") else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class CallbackReceiver:
+    """A user's callback endpoint: records every POST and answers with a scripted status."""
+
+    received: list[Received] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def app(self) -> Starlette:
+        async def endpoint(request: Request) -> Response:
+            self.received.append(Received(dict(request.headers), await request.body()))
+            self.arrived.set()
+            status = self.statuses.pop(0) if self.statuses else 200
+            return Response(status_code=status)
+
+        return Starlette(routes=[Route("/events", endpoint, methods=["POST"])])
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every standardized event received, in arrival order (duplicates included)."""
+        out: list[dict[str, Any]] = []
+        for item in self.received:
+            out.extend(item.json()["message"]["events"])
+        return out
+
+    async def wait_for(self, predicate: Any, timeout: float = 20.0) -> None:
+        async def loop() -> None:
+            while not predicate(self):
+                self.arrived.clear()
+                if predicate(self):
+                    return
+                await self.arrived.wait()
+
+        await asyncio.wait_for(loop(), timeout)
