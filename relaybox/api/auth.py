@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import select
 
 from relaybox.api.errors import ApiError
@@ -47,8 +48,9 @@ async def authenticate(request: Request) -> Principal:
         raise unauthorized()
     parts = parse_header(header)
     user_secret = parts.get("User")
-    if not user_secret or not (set(parts) == {"User", "Organization"}
-                               or set(parts) == {"User", "Element"}):  # fmt: skip
+    if not user_secret or not (
+        set(parts) == {"User", "Organization"} or set(parts) == {"User", "Element"}
+    ):
         raise unauthorized()
     async with transaction(runtime.sessions) as session:
         user = await session.scalar(
@@ -73,3 +75,7 @@ async def authenticate(request: Request) -> Principal:
         ):
             raise unauthorized("invalid credentials")
         return Principal(user.org_id, user.id, instance.id)
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+"""The authenticated caller, as a route parameter: `principal: Caller`."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from relaybox.api.auth import Principal, authenticate
+from relaybox.api.auth import Caller
 from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.connectors.dropbox.client import authorize_url
@@ -19,11 +19,11 @@ router = APIRouter(prefix="/elements/api-v2/elements", tags=["elements"])
 async def oauth_url(
     element_key: str,
     request: Request,
+    _: Caller,
     api_key: str = Query(alias="apiKey", min_length=1, max_length=512),
     api_secret: str | None = Query(default=None, alias="apiSecret", max_length=512),
     callback_url: str | None = Query(default=None, alias="callbackUrl", max_length=2048),
     state: str | None = Query(default=None, max_length=2048),
-    _: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
     if element_key not in ELEMENTS:
         raise ApiError(404, f"no element {element_key!r}")

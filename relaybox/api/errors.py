@@ -24,7 +24,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"requestId": uuid.uuid4().hex, "message": message}
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -7,11 +7,11 @@ import binascii
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaybox.api.auth import Principal, authenticate
+from relaybox.api.auth import Caller, Principal
 from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.api.instances import own_instance
@@ -103,7 +103,7 @@ async def _event_page(
     if status is not None and status not in STATUSES:
         raise ApiError(400, f"status: must be one of {', '.join(sorted(STATUSES))}")
     before = _decode_page(next_page)
-    query: Select[tuple[tables.Event, tables.Notification]] = (
+    query: Select[tables.Event, tables.Notification] = (
         select(tables.Event, tables.Notification)
         .join(tables.Notification, tables.Notification.pk == tables.Event.notification_pk)
         .where(tables.Event.org_id == principal.org_id)
@@ -141,12 +141,12 @@ NextPage = Query(default=None, alias="nextPage", max_length=200)
 @router.get("/events")
 async def organization_events(
     request: Request,
+    principal: Caller,
     response: Response,
     status: str | None = None,
     since: datetime | None = None,
     page_size: int = PageSize,
     next_page: str | None = NextPage,
-    principal: Principal = Depends(authenticate),
 ) -> list[dict[str, Any]]:
     """Events of every instance of the organization, newest first."""
     return await _event_page(
@@ -155,9 +155,7 @@ async def organization_events(
 
 
 @router.get("/events/{event_id}")
-async def one_event(
-    event_id: int, request: Request, principal: Principal = Depends(authenticate)
-) -> dict[str, Any]:
+async def one_event(event_id: int, request: Request, principal: Caller) -> dict[str, Any]:
     """One event with the notification that carries it and its attempts."""
     async with transaction(runtime_of(request).sessions) as session:
         event = await session.get(tables.Event, event_id)
@@ -175,12 +173,12 @@ async def one_event(
 async def instance_events(
     instance_id: int,
     request: Request,
+    principal: Caller,
     response: Response,
     status: str | None = None,
     since: datetime | None = None,
     page_size: int = PageSize,
     next_page: str | None = NextPage,
-    principal: Principal = Depends(authenticate),
 ) -> list[dict[str, Any]]:
     """The instance's events, newest first, each with its delivery status."""
     own_instance(principal, instance_id)
@@ -193,10 +191,10 @@ async def instance_events(
 async def deliveries(
     instance_id: int,
     request: Request,
+    principal: Caller,
     response: Response,
     page_size: int = PageSize,
     next_page: str | None = NextPage,
-    principal: Principal = Depends(authenticate),
 ) -> list[dict[str, Any]]:
     """Notifications sent or pending, newest first, with their attempts."""
     own_instance(principal, instance_id)
@@ -208,7 +206,9 @@ async def deliveries(
         if before is not None:
             query = query.where(tables.Notification.pk < before)
         rows = list(
-            await session.scalars(query.order_by(tables.Notification.pk.desc()).limit(page_size + 1))
+            await session.scalars(
+                query.order_by(tables.Notification.pk.desc()).limit(page_size + 1)
+            )
         )
         page = rows[:page_size]
         if len(rows) > page_size:

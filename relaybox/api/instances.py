@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from relaybox.api.auth import Principal, authenticate
+from relaybox.api.auth import Caller, Principal
 from relaybox.api.deps import json_body, runtime_of
 from relaybox.services.instances import InstanceService, NotFound
 from relaybox.store.db import transaction
@@ -21,9 +21,7 @@ def own_instance(principal: Principal, instance_id: int) -> None:
 
 
 @router.post("", status_code=200)
-async def create_instance(
-    request: Request, principal: Principal = Depends(authenticate)
-) -> dict[str, Any]:
+async def create_instance(request: Request, principal: Caller) -> dict[str, Any]:
     """Create an instance: exchange the OAuth code, read the account, index it."""
     if principal.instance_id is not None:
         raise NotFound("instance tokens cannot create instances")
@@ -33,23 +31,15 @@ async def create_instance(
 
 
 @router.get("")
-async def list_instances(
-    request: Request, principal: Principal = Depends(authenticate)
-) -> list[dict[str, Any]]:
+async def list_instances(request: Request, principal: Caller) -> list[dict[str, Any]]:
     service = InstanceService(runtime_of(request))
     async with transaction(service.runtime.sessions) as session:
-        rows = await service.list(session, principal.org_id)
-        return [
-            service.describe(row)
-            for row in rows
-            if principal.instance_id in (None, row.id)
-        ]
+        rows = await service.all(session, principal.org_id)
+        return [service.describe(row) for row in rows if principal.instance_id in (None, row.id)]
 
 
 @router.get("/{instance_id}")
-async def get_instance(
-    instance_id: int, request: Request, principal: Principal = Depends(authenticate)
-) -> dict[str, Any]:
+async def get_instance(instance_id: int, request: Request, principal: Caller) -> dict[str, Any]:
     own_instance(principal, instance_id)
     service = InstanceService(runtime_of(request))
     async with transaction(service.runtime.sessions) as session:
@@ -57,9 +47,7 @@ async def get_instance(
 
 
 @router.patch("/{instance_id}")
-async def patch_instance(
-    instance_id: int, request: Request, principal: Principal = Depends(authenticate)
-) -> dict[str, Any]:
+async def patch_instance(instance_id: int, request: Request, principal: Caller) -> dict[str, Any]:
     """Partial update of name, tags and configuration."""
     own_instance(principal, instance_id)
     service = InstanceService(runtime_of(request))
@@ -70,7 +58,7 @@ async def patch_instance(
 
 @router.put("/{instance_id}")
 async def reauthenticate_instance(
-    instance_id: int, request: Request, principal: Principal = Depends(authenticate)
+    instance_id: int, request: Request, principal: Caller
 ) -> dict[str, Any]:
     """Re-authenticate with a new `providerData.code` (and optionally new configuration)."""
     own_instance(principal, instance_id)
@@ -81,9 +69,7 @@ async def reauthenticate_instance(
 
 
 @router.delete("/{instance_id}", status_code=200)
-async def delete_instance(
-    instance_id: int, request: Request, principal: Principal = Depends(authenticate)
-) -> Response:
+async def delete_instance(instance_id: int, request: Request, principal: Caller) -> Response:
     """Revoke the Dropbox token, stop events, erase the instance and its secrets."""
     own_instance(principal, instance_id)
     await InstanceService(runtime_of(request)).delete(principal.org_id, instance_id)

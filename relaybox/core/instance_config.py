@@ -18,8 +18,12 @@ MASK = "********"
 SECRET_KEYS = frozenset(
     {"oauth.api.secret", "event.notification.signature.key", "dropbox.access_token"}
 )
-VENDOR_TYPES = {"webhooks": "webhooks", "webhook": "webhooks", "polling": "polling",
-                "longpoll": "longpoll"}  # fmt: skip
+VENDOR_TYPES = {
+    "webhooks": "webhooks",
+    "webhook": "webhooks",
+    "polling": "polling",
+    "longpoll": "longpoll",
+}
 AUTH_TYPES = frozenset({"oauth2", "apiKey"})
 KNOWN_KEYS = frozenset(
     {
@@ -141,8 +145,10 @@ def parse_config(
 
 def _check_complete(config: InstanceConfig) -> None:
     if config.auth_type == "oauth2":
-        for key, value in (("oauth.api.key", config.app_key),
-                           ("oauth.api.secret", config.app_secret)):  # fmt: skip
+        for key, value in (
+            ("oauth.api.key", config.app_key),
+            ("oauth.api.secret", config.app_secret),
+        ):
             if not value:
                 raise InvalidInput(f"{key} is required for oauth2 instances", field=key)
     else:
@@ -165,12 +171,12 @@ def _check_complete(config: InstanceConfig) -> None:
 def _text(key: str, value: Any, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{key} must be a string", field=key)
-    value = value.strip()
-    if not value and not allow_empty:
+    text: str = value.strip()
+    if not text and not allow_empty:
         raise InvalidInput(f"{key} must not be empty", field=key)
-    if len(value) > MAX_VALUE_LENGTH:
+    if len(text) > MAX_VALUE_LENGTH:
         raise InvalidInput(f"{key} is longer than {MAX_VALUE_LENGTH} characters", field=key)
-    return value
+    return text
 
 
 def _boolean(key: str, value: Any) -> bool:

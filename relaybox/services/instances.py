@@ -95,7 +95,9 @@ def parse_request(body: Any, *, creating: bool) -> InstanceRequest:
             raise InvalidInput("providerData must be an object", field="providerData")
         code = provider.get("code")
         if code is not None and (not isinstance(code, str) or not code or len(code) > 4096):
-            raise InvalidInput("providerData.code must be a non-empty string", field="providerData.code")
+            raise InvalidInput(
+                "providerData.code must be a non-empty string", field="providerData.code"
+            )
     configuration = body.get("configuration")
     if configuration is not None and not isinstance(configuration, Mapping):
         raise InvalidInput("configuration must be an object", field="configuration")
@@ -114,7 +116,7 @@ class InstanceService:
             raise NotFound(f"no instance {instance_id}")
         return row
 
-    async def list(self, session: AsyncSession, org_id: int) -> Sequence[tables.Instance]:
+    async def all(self, session: AsyncSession, org_id: int) -> Sequence[tables.Instance]:
         query = select(tables.Instance).where(tables.Instance.org_id == org_id)
         return (await session.scalars(query.order_by(tables.Instance.id))).all()
 
@@ -161,7 +163,8 @@ class InstanceService:
             await self._check_name_free(session, org_id, request.name or "", None)
         tokens = await self._authenticate(config, request.code)
         account = await self._account(tokens.access_token)
-        cursor, listing = (None, [])
+        cursor: str | None = None
+        listing: list[dict[str, Any]] = []
         if config.events_enabled:
             cursor, listing = await self._index(tokens.access_token)
         token = new_secret()
@@ -192,7 +195,9 @@ class InstanceService:
         log.info("created instance %s (%s) for account %s", row.id, row.element_key, account)
         return row
 
-    async def update(self, org_id: int, instance_id: int, body: Any, *, reauth: bool) -> tables.Instance:
+    async def update(
+        self, org_id: int, instance_id: int, body: Any, *, reauth: bool
+    ) -> tables.Instance:
         request = parse_request(body, creating=False)
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
@@ -202,12 +207,17 @@ class InstanceService:
         config = parse_config(request.configuration, base=creds.config)
         if request.configuration and "event.notification.callback.url" in request.configuration:
             await self._check_callback(config)
-        tokens = TokenSet(creds.access_token or config.access_token or "", creds.refresh_token,
-                          row.access_token_expires_at, row.account_id)  # fmt: skip
+        tokens = TokenSet(
+            creds.access_token or config.access_token or "",
+            creds.refresh_token,
+            row.access_token_expires_at,
+            row.account_id,
+        )
         if reauth:
             if config.auth_type == "oauth2" and not request.code:
-                raise InvalidInput("providerData.code is required to re-authenticate",
-                                   field="providerData.code")  # fmt: skip
+                raise InvalidInput(
+                    "providerData.code is required to re-authenticate", field="providerData.code"
+                )
             tokens = await self._authenticate(config, request.code)
             account = await self._account(tokens.access_token)
             if row.account_id and account != row.account_id:
@@ -215,11 +225,14 @@ class InstanceService:
                     "the code belongs to another Dropbox account than this instance's",
                     field="providerData.code",
                 )
-        elif config.auth_type == "apiKey" and request.configuration and (
-            "dropbox.access_token" in request.configuration
+        elif (
+            config.auth_type == "apiKey"
+            and request.configuration
+            and ("dropbox.access_token" in request.configuration)
         ):
             tokens = TokenSet(config.access_token or "", None, None, row.account_id)
-        cursor, listing, reindex = row.cursor, [], False
+        cursor, reindex = row.cursor, False
+        listing: list[dict[str, Any]] = []
         if config.events_enabled and not row.cursor:
             cursor, listing = await self._index(tokens.access_token)
             reindex = True
@@ -280,7 +293,9 @@ class InstanceService:
         if config.auth_type == "apiKey":
             return TokenSet(config.access_token or "", None, None, None)
         if not code:
-            raise InvalidInput("providerData.code is required for oauth2", field="providerData.code")
+            raise InvalidInput(
+                "providerData.code is required for oauth2", field="providerData.code"
+            )
         try:
             return await self.runtime.dropbox.exchange_code(
                 code=code,

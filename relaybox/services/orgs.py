@@ -19,9 +19,13 @@ class NewCredentials:
     org_secret: str | None
 
 
-async def create_org(runtime: Runtime, name: str, email: str,
-                     user_secret: str | None = None,
-                     org_secret: str | None = None) -> NewCredentials:  # fmt: skip
+async def create_org(
+    runtime: Runtime,
+    name: str,
+    email: str,
+    user_secret: str | None = None,
+    org_secret: str | None = None,
+) -> NewCredentials:
     user_secret = user_secret or new_secret()
     org_secret = org_secret or new_secret()
     async with transaction(runtime.sessions) as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.core.normalize import Changes, Index, IndexedObject, entry_paths, normalize
@@ -36,15 +36,17 @@ async def load_for(
     """The part of the index a pass over `entries` can touch (ids, paths, deleted subtrees)."""
     ids, paths, deleted = entry_paths(entries)
     found: dict[str, IndexEntry] = {}
-    conditions: list[Any] = []
-    for chunk in _chunks(sorted(ids)):
-        conditions.append(IndexEntry.object_id.in_(chunk))
-    for chunk in _chunks(sorted(paths)):
-        conditions.append(IndexEntry.path_lower.in_(chunk))
+    conditions: list[ColumnElement[bool]] = []
+    for id_chunk in _chunks(sorted(ids)):
+        conditions.append(IndexEntry.object_id.in_(id_chunk))
+    for path_chunk in _chunks(sorted(paths)):
+        conditions.append(IndexEntry.path_lower.in_(path_chunk))
     for path in sorted(deleted):
         conditions.append(IndexEntry.path_lower.startswith(path.rstrip("/") + "/", autoescape=True))
-    for chunk in _chunks(conditions, 50):
-        query = select(IndexEntry).where(IndexEntry.instance_id == instance_id, or_(*chunk))
+    for condition_chunk in _chunks(conditions, 50):
+        query = select(IndexEntry).where(
+            IndexEntry.instance_id == instance_id, or_(*condition_chunk)
+        )
         for row in await session.scalars(query):
             found[row.object_id] = row
     return Index(_to_object(row) for row in found.values())

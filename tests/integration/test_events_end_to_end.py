@@ -21,9 +21,7 @@ SIGNATURE_KEY = "sig-key-123"
 
 
 def summary(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (e["eventType"], e["objectType"], e["path"], e.get("newPath")) for e in events
-    ]
+    return [(e["eventType"], e["objectType"], e["path"], e.get("newPath")) for e in events]
 
 
 async def wait_events(stack: Stack, count: int) -> list[dict[str, Any]]:
@@ -87,7 +85,11 @@ async def test_changes_arrive_as_signed_standard_events(tmp_path: Path, database
         )
         assert logged.status_code == 200
         assert [e["eventType"] for e in logged.json()] == [
-            "DELETED", "UPDATED", "CREATED", "UPDATED", "CREATED"
+            "DELETED",
+            "UPDATED",
+            "CREATED",
+            "UPDATED",
+            "CREATED",
         ]
         assert {e["status"] for e in logged.json()} == {"delivered"}
 

@@ -29,7 +29,9 @@ async def serving(app: ASGIApp, port: int | None = None, **config: Any) -> Async
     """Serve `app` until the block ends; yields its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config
+        )
     )
     task = asyncio.create_task(server.serve())
     try:

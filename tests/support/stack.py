@@ -51,7 +51,9 @@ class Stack:
         return str(answer.json()["account_id"])
 
     async def upload(self, account: str, path: str, content: bytes) -> None:
-        await self.control("PUT", f"/accounts/{account}/files", params={"path": path}, content=content)
+        await self.control(
+            "PUT", f"/accounts/{account}/files", params={"path": path}, content=content
+        )
 
     async def folder(self, account: str, path: str) -> None:
         await self.control("POST", f"/accounts/{account}/folders", json={"path": path})
@@ -68,8 +70,12 @@ class Stack:
         """Do what a user's browser does: open the OAuth URL, press Allow, read the code."""
         answer = await self.http.get(
             f"{self.api}/elements/dropbox/oauth/url",
-            params={"apiKey": APP_KEY, "apiSecret": APP_SECRET,
-                    "callbackUrl": OAUTH_CALLBACK, "state": state},  # fmt: skip
+            params={
+                "apiKey": APP_KEY,
+                "apiSecret": APP_SECRET,
+                "callbackUrl": OAUTH_CALLBACK,
+                "state": state,
+            },
             headers=AUTH,
         )
         answer.raise_for_status()
@@ -87,7 +93,9 @@ class Stack:
         assert query["state"] == [state]
         return query["code"][0]
 
-    async def connect(self, account: str, name: str = "my dropbox", **config: Any) -> dict[str, Any]:
+    async def connect(
+        self, account: str, name: str = "my dropbox", **config: Any
+    ) -> dict[str, Any]:
         code = await self.authorize_in_browser(account)
         configuration = {
             "authentication.type": "oauth2",
@@ -129,7 +137,9 @@ def _form_fields(html: str) -> dict[str, str]:
     return parser.fields
 
 
-def relaybox_settings(tmp_path: Path, database_url: str, sandbox: str, public_url: str, **extra: Any) -> Settings:
+def relaybox_settings(
+    tmp_path: Path, database_url: str, sandbox: str, public_url: str, **extra: Any
+) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -155,15 +165,27 @@ async def running_stack(tmp_path: Path, database_url: str, **extra: Any) -> Asyn
     relaybox_url = f"http://127.0.0.1:{relaybox_port}"
     async with serving(sandbox_app) as sandbox_url, serving(receiver.app()) as receiver_url:
         settings = relaybox_settings(tmp_path, database_url, sandbox_url, relaybox_url, **extra)
-        async with serving(create_app(settings), port=relaybox_port), httpx.AsyncClient(
-            timeout=30
-        ) as http:
-            stack = Stack(relaybox_url, sandbox_url, receiver, f"{receiver_url}/events", http,
-                          settings, sandbox_app)  # fmt: skip
+        async with (
+            serving(create_app(settings), port=relaybox_port),
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            stack = Stack(
+                relaybox_url,
+                sandbox_url,
+                receiver,
+                f"{receiver_url}/events",
+                http,
+                settings,
+                sandbox_app,
+            )
             await stack.control(
-                "POST", "/apps",
-                json={"app_key": APP_KEY, "app_secret": APP_SECRET,
-                      "webhook_uri": settings.dropbox_webhook_uri},  # fmt: skip
+                "POST",
+                "/apps",
+                json={
+                    "app_key": APP_KEY,
+                    "app_secret": APP_SECRET,
+                    "webhook_uri": settings.dropbox_webhook_uri,
+                },
             )
             yield stack
 

@@ -131,13 +131,13 @@ class DropboxClient:
     async def list_folder_continue(self, access_token: str, cursor: str) -> dict[str, Any]:
         return await self.rpc("files/list_folder/continue", {"cursor": cursor}, access_token)
 
-    async def longpoll(self, cursor: str, timeout: int) -> dict[str, Any]:
+    async def longpoll(self, cursor: str, wait_seconds: int) -> dict[str, Any]:
         """Wait for changes after `cursor` (notify host, no Authorization header)."""
         response = await self._send(
             "POST",
             f"{self.urls.notify}/2/files/list_folder/longpoll",
-            json={"cursor": cursor, "timeout": timeout},
-            timeout=timeout + 30,
+            json={"cursor": cursor, "timeout": wait_seconds},
+            timeout=wait_seconds + 30,
         )
         return self._check(response, "files/list_folder/longpoll")
 
