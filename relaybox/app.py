@@ -95,7 +95,7 @@ def create_app(
 
 def print_bootstrap(user_secret: str, org_secret: str) -> None:
     """Printed once, on the first start: the only time the generated secrets are shown."""
-    print(  # noqa: T201 - meant for the operator's terminal
+    print(
         "\nrelaybox: created the first organization. Keep these; they are not shown again.\n"
         f"  Authorization: User {user_secret}, Organization {org_secret}\n",
         flush=True,

@@ -32,6 +32,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     reason = await _postgres_available()
     if reason:
+        if os.environ.get("RELAYBOX_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
         pytest.skip(reason)
     admin_url = POSTGRES_URL.replace("+asyncpg", "")
     name = f"relaybox_test_{uuid.uuid4().hex[:12]}"

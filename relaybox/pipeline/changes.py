@@ -176,8 +176,10 @@ class ChangePass:
                 index = await index_store.load_for(session, row.id, fetched.entries)
                 changes = normalize(fetched.entries, index)
             await index_store.apply(session, row.id, changes)
-            if changes.events and row.events_enabled and row.configuration.get(
-                "event.notification.callback.url"
+            if (
+                changes.events
+                and row.events_enabled
+                and row.configuration.get("event.notification.callback.url")
             ):
                 await self._write_notifications(session, row, changes, notification)
             row.cursor = fetched.cursor

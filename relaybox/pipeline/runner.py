@@ -34,12 +34,18 @@ class Workers:
         wake = self.runtime.wakeups
         self._tasks = [
             asyncio.create_task(
-                self._loop("changes", wake.changes, PASS_CONCURRENCY, self._claim_passes,
-                           self._run_pass)  # fmt: skip
+                self._loop(
+                    "changes", wake.changes, PASS_CONCURRENCY, self._claim_passes, self._run_pass
+                )
             ),
             asyncio.create_task(
-                self._loop("delivery", wake.delivery, DELIVERY_CONCURRENCY,
-                           self._claim_deliveries, self._deliver)  # fmt: skip
+                self._loop(
+                    "delivery",
+                    wake.delivery,
+                    DELIVERY_CONCURRENCY,
+                    self._claim_deliveries,
+                    self._deliver,
+                )
             ),
         ]
 
