@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -10,6 +11,7 @@ import signal
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 import uvicorn
 
@@ -55,6 +57,12 @@ def serve(
     uvicorn.run(server_app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
 
 
+def sandbox_app_secret(settings: Settings) -> str:
+    """The demo app's secret: derived from this installation's key, so stable and private."""
+    key = load_or_create_key(settings.secret_key, settings.data_dir)
+    return hmac.new(key.encode(), b"sandbox app secret", hashlib.sha256).hexdigest()[:32]
+
+
 def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any]:
     """Point every Dropbox URL at the mounted sandbox and seed its app and account."""
     from relaybox.sandbox.app import create_app as create_sandbox
@@ -70,8 +78,7 @@ def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any]:
         }
     )
     sandbox_app = create_sandbox(state_file=settings.data_dir / "sandbox.json")
-    key = load_or_create_key(settings.secret_key, settings.data_dir)
-    app_secret = hmac.new(key.encode(), b"sandbox app secret", hashlib.sha256).hexdigest()[:32]
+    app_secret = sandbox_app_secret(settings)
 
     async def on_ready(_: Any) -> None:
         sandbox = sandbox_app.state.sandbox
@@ -86,6 +93,44 @@ def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any]:
         )
 
     return settings, {"/sandbox": sandbox_app}, on_ready
+
+
+@app.command()
+def demo(
+    auth: Annotated[
+        str,
+        typer.Option(
+            envvar="RELAYBOX_DEMO_AUTH",
+            help='The Authorization value printed by the first start: "User ..., Organization ..."',
+        ),
+    ],
+    url: Annotated[
+        str, typer.Option(help="The running `relaybox serve --sandbox`.")
+    ] = "http://127.0.0.1:8000",
+    port: Annotated[int, typer.Option(help="Port of the demo callback receiver.")] = 8001,
+    changes: Annotated[bool, typer.Option(help="Make a few changes by itself.")] = True,
+) -> None:
+    """Connect the sandbox account, receive its events here and print them as they arrive."""
+    from relaybox.demo import run_demo
+
+    settings = Settings()
+    account = httpx.post(
+        f"{url.rstrip('/')}/sandbox/_sandbox/accounts", json={"email": SANDBOX_EMAIL}, timeout=10
+    )
+    account.raise_for_status()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_demo(
+                base=url.rstrip("/"),
+                auth=auth,
+                app_key=SANDBOX_APP_KEY,
+                app_secret=sandbox_app_secret(settings),
+                account=str(account.json()["account_id"]),
+                port=port,
+                changes=changes,
+                show=typer.echo,
+            )
+        )
 
 
 @app.command()
