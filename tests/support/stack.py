@@ -158,9 +158,11 @@ def relaybox_settings(
 
 
 @contextlib.asynccontextmanager
-async def running_stack(tmp_path: Path, database_url: str, **extra: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    tmp_path: Path, database_url: str, *, webhook_delay: float = 0.05, **extra: Any
+) -> AsyncIterator[Stack]:
     receiver = CallbackReceiver()
-    sandbox_app = create_sandbox(webhook_delay=0.05)
+    sandbox_app = create_sandbox(webhook_delay=webhook_delay)
     relaybox_port = free_port()
     relaybox_url = f"http://127.0.0.1:{relaybox_port}"
     async with serving(sandbox_app) as sandbox_url, serving(receiver.app()) as receiver_url:

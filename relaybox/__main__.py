@@ -1,0 +1,3 @@
+from relaybox.cli import app
+
+app(prog_name="relaybox")

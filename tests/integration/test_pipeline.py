@@ -1,0 +1,61 @@
+"""Pipeline behaviour a callback owner sees: batching, retries with one id, the attempt log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.support.stack import AUTH, running_stack
+
+
+async def test_one_pass_is_split_into_notifications_of_at_most_20(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url, webhook_delay=0.5) as stack:
+        account = await stack.new_account("batch@example.com")
+        await stack.folder(account, "/batch")
+        await stack.connect(account)
+        await asyncio.gather(
+            *(stack.upload(account, f"/batch/{n:02}.txt", b"x") for n in range(25))
+        )
+        await stack.receiver.wait_for(lambda r: len(r.events()) >= 25)
+        sizes = [len(item.json()["message"]["events"]) for item in stack.receiver.received]
+        assert sorted(sizes) == [5, 20]  # unordered instances may deliver them concurrently
+        paths = [e["path"] for e in stack.receiver.events()]
+        assert sorted(paths) == [f"/batch/{n:02}.txt" for n in range(25)]
+        assert {e["eventType"] for e in stack.receiver.events()} == {"CREATED"}
+        ids = {item.json()["id"] for item in stack.receiver.received}
+        assert len(ids) == 2
+
+
+async def test_failed_attempts_are_retried_with_the_same_id_and_listed(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url, retry_schedule="0.2,0.2,0.2,0.2") as stack:
+        stack.receiver.statuses = [500, 500, 500]
+        account = await stack.new_account("retry@example.com")
+        instance = await stack.connect(account)
+        await stack.upload(account, "/retry.txt", b"x")
+        await stack.receiver.wait_for(lambda r: len(r.received) >= 4)
+        bodies = [item.body for item in stack.receiver.received]
+        assert len(set(bodies)) == 1, "every retry sends the same bytes"
+        ids = {item.headers["elements-webhook-id"] for item in stack.receiver.received}
+        assert len(ids) == 1
+
+        async def delivered() -> list[dict[str, object]]:
+            while True:
+                answer = await stack.http.get(
+                    f"{stack.api}/instances/{instance['id']}/deliveries", headers=AUTH
+                )
+                listed = answer.json()
+                if listed and listed[0]["status"] == "delivered":
+                    return list(listed)
+                await asyncio.sleep(0.1)
+
+        listed = await asyncio.wait_for(delivered(), 10)
+        assert len(listed) == 1
+        assert listed[0]["id"] in ids
+        assert [a["statusCode"] for a in listed[0]["attempts"]] == [500, 500, 500, 200]
+        assert all(a["latencyMs"] >= 0 and a["date"] for a in listed[0]["attempts"])
+        await asyncio.sleep(0.5)
+        assert len(stack.receiver.received) == 4, "nothing is sent after success"
