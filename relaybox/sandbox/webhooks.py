@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -59,6 +60,8 @@ class WebhookSender:
         self.challenge_attempts = 30
         self.transport: httpx.AsyncBaseTransport | None = None
         """Replace the network (tests use ``httpx.MockTransport``)."""
+        self.verify: ssl.SSLContext | bool = True
+        """TLS verification of webhook URIs: True, False, or a context trusting a private CA."""
         self.log: deque[JSON] = deque(maxlen=LOG_SIZE)
         self._pending: dict[str, dict[str, int]] = {}
         self._flushers: dict[str, asyncio.Task[None]] = {}
@@ -115,7 +118,13 @@ class WebhookSender:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self.transport, timeout=10.0, follow_redirects=False
+                transport=self.transport,
+                verify=self.verify,
+                timeout=10.0,
+                follow_redirects=False,
+                # no idle keep-alive: mounted in the server it posts to, an idle
+                # connection to itself would hold up that server's shutdown
+                limits=httpx.Limits(max_keepalive_connections=0),
             )
         return self._client
 
