@@ -21,6 +21,9 @@ from relaybox.sandbox.webhooks import WebhookSender
 
 T = TypeVar("T")
 
+SAVE_DELAY = 0.2
+"""Seconds over which saves of the state file are coalesced."""
+
 
 class Sandbox:
     def __init__(self, webhook_delay: float = 0.2, state_file: pathlib.Path | None = None) -> None:
@@ -37,6 +40,7 @@ class Sandbox:
         self.webhooks = WebhookSender(self.apps.get, self.save, webhook_delay)
         self._wakeups: dict[str, asyncio.Event] = {}
         self._closing = False
+        self._save_pending = False
         if state_file is not None and state_file.exists():
             persistence.load(self, state_file)
 
@@ -58,8 +62,29 @@ class Sandbox:
             event.set()
         self._wakeups.clear()
         await self.webhooks.aclose()
+        if self._save_pending:
+            self._save_now()
 
     def save(self) -> None:
+        """Persist the state (when a state file is set).
+
+        Inside a running loop, saves are coalesced over ``SAVE_DELAY`` so a
+        burst of changes writes the file once; :meth:`aclose` writes what is
+        pending.
+        """
+        if self.state_file is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._save_now()
+            return
+        if not self._save_pending:
+            self._save_pending = True
+            loop.call_later(SAVE_DELAY, self._save_now)
+
+    def _save_now(self) -> None:
+        self._save_pending = False
         if self.state_file is not None:
             persistence.save(self, self.state_file)
 

@@ -599,8 +599,10 @@ async def test_state_file_keeps_everything_across_restarts(tmp_path: pathlib.Pat
         await session.put("/keep/me.txt", b"kept")
         latest = {"path": "", "recursive": True}
         cursor = (await session.ok("files/list_folder/get_latest_cursor", latest))["cursor"]
+    await asyncio.sleep(0.3)  # saves are coalesced over 0.2 s
+    saved = json.loads(state_file.read_text())
+    assert [a["email"] for a in saved["accounts"]] == ["ann@example.com"]
     await first.state.sandbox.aclose()
-    assert state_file.exists()
 
     second = create_app(state_file=state_file)
     async with httpx.AsyncClient(
