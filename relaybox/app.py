@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from relaybox import __version__
-from relaybox.api import elements, errors, events, instances, receiver
+from relaybox.api import deliveries, elements, errors, events, instances, receiver
 from relaybox.api.limits import BodyLimit
 from relaybox.config import Settings
 from relaybox.pipeline.runner import Workers
@@ -63,7 +63,8 @@ def create_app(
     )
     errors.install(app)
     # events before instances: `/instances/events` must not be read as an instance id.
-    for router in (events.router, instances.router, elements.router, receiver.router):
+    routers = (events.router, deliveries.router, instances.router, elements.router, receiver.router)
+    for router in routers:
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

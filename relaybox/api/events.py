@@ -1,20 +1,20 @@
-"""The event log and deliveries of an organization's instances (SPEC section 1)."""
+"""The event log of an organization's instances (SPEC section 1)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.api.auth import Caller, Principal
+from relaybox.api.deliveries import describe_delivery
 from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.api.instances import own_instance
+from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
+from relaybox.core.clock import iso_or_none
 from relaybox.services.instances import InstanceService, NotFound
 from relaybox.store import tables
 from relaybox.store.db import transaction
@@ -22,27 +22,6 @@ from relaybox.store.db import transaction
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"])
 
 STATUSES = {"pending", "delivered", "failed"}
-PAGE_HEADER = "Elements-Next-Page-Token"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _encode_page(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode()
-
-
-def _decode_page(token: str | None) -> int | None:
-    if not token:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("id:"):
-            raise ValueError(text)
-        return int(text[3:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "nextPage: not a page token from this server") from None
 
 
 def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, Any]:
@@ -53,41 +32,13 @@ def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, 
         "objectType": event.object_type,
         "objectId": event.object_id,
         "path": event.path,
-        "date": _iso(event.occurred_at),
+        "date": iso_or_none(event.occurred_at),
         "notificationId": note.id,
         "status": note.status,
     }
     if event.new_path is not None:
         answer["newPath"] = event.new_path
     return answer
-
-
-def describe_attempt(attempt: tables.Attempt) -> dict[str, Any]:
-    return {
-        "date": _iso(attempt.attempted_at),
-        "statusCode": attempt.status_code,
-        "latencyMs": attempt.latency_ms,
-        "error": attempt.error,
-        "responseBody": attempt.response_body,
-    }
-
-
-async def describe_delivery(session: AsyncSession, note: tables.Notification) -> dict[str, Any]:
-    attempts = await session.scalars(
-        select(tables.Attempt)
-        .where(tables.Attempt.notification_pk == note.pk)
-        .order_by(tables.Attempt.id)
-    )
-    return {
-        "id": note.id,
-        "instanceId": note.instance_id,
-        "status": note.status,
-        "eventCount": note.event_count,
-        "createdDate": _iso(note.created_at),
-        "deliveredDate": _iso(note.delivered_at),
-        "nextAttemptDate": _iso(note.next_attempt_at) if note.status == "pending" else None,
-        "attempts": [describe_attempt(a) for a in attempts],
-    }
 
 
 async def _event_page(
@@ -102,7 +53,7 @@ async def _event_page(
 ) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise ApiError(400, f"status: must be one of {', '.join(sorted(STATUSES))}")
-    before = _decode_page(next_page)
+    before = decode_page(next_page)
     query: Select[tables.Event, tables.Notification] = (
         select(tables.Event, tables.Notification)
         .join(tables.Notification, tables.Notification.pk == tables.Event.notification_pk)
@@ -126,16 +77,12 @@ async def _event_page(
         rows = (await session.execute(query)).all()
     page = rows[:page_size]
     if len(rows) > page_size:
-        response.headers[PAGE_HEADER] = _encode_page(page[-1][0].id)
+        response.headers[PAGE_HEADER] = encode_page(page[-1][0].id)
     return [describe_event(event, note) for event, note in page]
 
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-PageSize = Query(default=50, alias="pageSize", ge=1, le=500)
-NextPage = Query(default=None, alias="nextPage", max_length=200)
 
 
 @router.get("/events")
@@ -185,32 +132,3 @@ async def instance_events(
     return await _event_page(
         request, response, principal, instance_id, status, since, page_size, next_page
     )
-
-
-@router.get("/{instance_id}/deliveries")
-async def deliveries(
-    instance_id: int,
-    request: Request,
-    principal: Caller,
-    response: Response,
-    page_size: int = PageSize,
-    next_page: str | None = NextPage,
-) -> list[dict[str, Any]]:
-    """Notifications sent or pending, newest first, with their attempts."""
-    own_instance(principal, instance_id)
-    before = _decode_page(next_page)
-    service = InstanceService(runtime_of(request))
-    async with transaction(service.runtime.sessions) as session:
-        await service.get(session, principal.org_id, instance_id)
-        query = select(tables.Notification).where(tables.Notification.instance_id == instance_id)
-        if before is not None:
-            query = query.where(tables.Notification.pk < before)
-        rows = list(
-            await session.scalars(
-                query.order_by(tables.Notification.pk.desc()).limit(page_size + 1)
-            )
-        )
-        page = rows[:page_size]
-        if len(rows) > page_size:
-            response.headers[PAGE_HEADER] = _encode_page(page[-1].pk)
-        return [await describe_delivery(session, note) for note in page]

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from relaybox.core.errors import InvalidCallbackURL
 from relaybox.core.retry import Decision, Outcome, Verdict, decide
 from relaybox.core.signing import delivery_headers
 from relaybox.runtime import USER_AGENT, Runtime
-from relaybox.services.callbacks import check_public
+from relaybox.services.callbacks import pin
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
@@ -42,53 +43,65 @@ class Sent:
 async def claim(runtime: Runtime, owner: str, limit: int) -> list[int]:
     """Lease due notifications of active subscriptions; returns their primary keys.
 
-    For an ordered instance only its oldest unfinished notification is ever due.
+    An ordered instance (and an instance draining its backlog after a re-activation) only
+    ever has its oldest unfinished notification due. Any other instance has at most
+    `max_in_flight` notifications leased at once, so one slow endpoint cannot take every
+    delivery slot.
     """
     now = datetime.now(UTC)
     lease_until = now + timedelta(seconds=runtime.settings.lease_seconds)
+    cap = runtime.settings.max_in_flight
     note, inst = tables.Notification, tables.Instance
-    earlier = tables.Notification.__table__.alias("earlier")
-    blocked_by_earlier = (
-        select(earlier.c.pk)
-        .where(
-            earlier.c.instance_id == note.instance_id,
-            earlier.c.pk < note.pk,
-            earlier.c.status == "pending",
-        )
+    other = aliased(tables.Notification)
+    earlier_unfinished = (
+        select(other.pk)
+        .where(other.instance_id == note.instance_id, other.pk < note.pk, other.status == "pending")
         .exists()
     )
+    in_flight = (
+        select(func.count(other.pk))
+        .where(other.instance_id == note.instance_id, other.lease_until > now)
+        .scalar_subquery()
+    )
+    strictly_ordered = or_(
+        inst.ordered.is_(True),
+        and_(inst.drain_through_pk.is_not(None), note.pk <= inst.drain_through_pk),
+    )
     async with transaction(runtime.sessions) as session:
-        candidates = list(
-            await session.scalars(
-                select(note.pk)
+        rows = (
+            await session.execute(
+                select(note.pk, note.instance_id, in_flight)
                 .join(inst, inst.id == note.instance_id)
                 .where(
                     note.status == "pending",
                     note.next_attempt_at <= now,
                     or_(note.lease_until.is_(None), note.lease_until < now),
                     inst.subscription_active.is_(True),
-                    or_(inst.ordered.is_(False), ~blocked_by_earlier),
+                    ~and_(strictly_ordered, earlier_unfinished),
+                    in_flight < cap,
                 )
                 .order_by(note.next_attempt_at, note.pk)
                 .limit(limit)
             )
-        )
+        ).all()
+    taken: dict[int, int] = {}
     claimed = []
-    for pk in candidates:
+    for pk, instance_id, busy in rows:
+        if busy + taken.get(instance_id, 0) >= cap:
+            continue
         async with transaction(runtime.sessions) as session:
             result = await session.execute(
                 update(note)
                 .where(
-                    and_(
-                        note.pk == pk,
-                        note.status == "pending",
-                        or_(note.lease_until.is_(None), note.lease_until < now),
-                    )
+                    note.pk == pk,
+                    note.status == "pending",
+                    or_(note.lease_until.is_(None), note.lease_until < now),
                 )
                 .values(lease_owner=owner, lease_until=lease_until)
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(pk)
+                taken[instance_id] = taken.get(instance_id, 0) + 1
     return claimed
 
 
@@ -125,9 +138,13 @@ async def send(
     )
     started = time.perf_counter()
     try:
-        await check_public(url, allow_private=settings.allow_private_callbacks)
+        target = await pin(url, allow_private=settings.allow_private_callbacks)
         response = await runtime.http.post(
-            url, content=body, headers=headers, timeout=settings.delivery_timeout
+            target.url,
+            content=body,
+            headers={**headers, **target.headers},
+            extensions=dict(target.extensions),
+            timeout=settings.delivery_timeout,
         )
     except InvalidCallbackURL as exc:
         return Sent(Outcome(None), _ms(started), exc.message, None)
@@ -166,9 +183,11 @@ async def record(
         elif decision.verdict is Verdict.RETRY:
             note.next_attempt_at = now + timedelta(seconds=decision.delay or 0)
         else:
-            # Exhausted or 410 Gone: this notification is given up and the subscription paused;
-            # later notifications wait until it is re-activated.
-            note.status = "failed"
+            # 410 Gone: the endpoint asked to stop; this notification stays queued with the
+            # rest. Schedule exhausted: this one is given up. Either way the subscription is
+            # paused and later notifications wait for `PUT .../events/subscription`.
+            if decision.verdict is Verdict.GIVE_UP:
+                note.status = "failed"
             await session.execute(
                 update(tables.Instance)
                 .where(tables.Instance.id == note.instance_id)

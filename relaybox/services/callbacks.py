@@ -1,9 +1,18 @@
-"""Callback URL checks that need the network: DNS resolution against the SSRF guard."""
+"""Callback URL checks that need the network: DNS resolution against the SSRF guard.
+
+`check_public` is the configuration-time check. `pin` is the connect-time one: it resolves
+the host, refuses non-public addresses, and returns a request aimed at the very address it
+checked (Host header and TLS SNI keep the original name), so a DNS answer that changes
+between the check and the connection (rebinding) cannot redirect a delivery.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from relaybox.core.errors import InvalidCallbackURL
 from relaybox.core.netguard import check_callback_url, check_resolved
@@ -24,3 +33,32 @@ async def check_public(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     check_resolved(host, await resolve(host, port))
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """Where to send a callback request, and what to tell the server it is for."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+async def pin(url: str, *, allow_private: bool) -> Pinned:
+    host, port = check_callback_url(url)
+    if allow_private:
+        return Pinned(url)
+    addresses = await resolve(host, port)
+    check_resolved(host, addresses)
+    address = ipaddress.ip_address(addresses[0])
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    host_header = host if port == default_port else f"{host}:{port}"
+    if ":" in host and port == default_port:
+        host_header = f"[{host}]"
+    elif ":" in host:
+        host_header = f"[{host}]:{port}"
+    pinned = parts._replace(netloc=f"{literal}:{port}").geturl()
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return Pinned(pinned, {"Host": host_header}, extensions)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
+from relaybox.core.clock import iso
 from relaybox.core.errors import InvalidInput, ProviderError, RelayboxError
 from relaybox.core.instance_config import InstanceConfig, parse_config
 from relaybox.crypto import new_secret, secret_hash
@@ -146,8 +147,8 @@ class InstanceService:
             "indexing": row.indexing,
             "providerData": {"accountId": row.account_id},
             "configuration": config.public(),
-            "createdDate": _iso(row.created_at),
-            "updatedDate": _iso(row.updated_at),
+            "createdDate": iso(row.created_at),
+            "updatedDate": iso(row.updated_at),
         }
         if row.status_message:
             answer["statusMessage"] = row.status_message
@@ -344,7 +345,3 @@ class InstanceService:
             if tokens.refresh_token:
                 secrets["refresh_token"] = tokens.refresh_token
         return self.runtime.box.encrypt_json(secrets)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

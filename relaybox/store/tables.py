@@ -111,6 +111,8 @@ class Instance(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     subscription_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # After a re-activation, notifications up to this one drain strictly in order.
+    drain_through_pk: Mapped[int | None] = mapped_column(BigInteger)
     next_poll_at: Mapped[datetime | None]
     last_poll_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -62,14 +62,28 @@ class CallbackReceiver:
 
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    answered: list[tuple[str, int]] = field(default_factory=list)
 
     def app(self) -> Starlette:
         async def endpoint(request: Request) -> Response:
-            self.received.append(Received(dict(request.headers), await request.body()))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                item = Received(dict(request.headers), await request.body())
+                self.received.append(item)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                status = self.statuses.pop(0) if self.statuses else 200
+                self.answered.append((item.headers.get("elements-webhook-id", ""), status))
+            finally:
+                self.in_flight -= 1
             self.arrived.set()
-            status = self.statuses.pop(0) if self.statuses else 200
-            return Response(status_code=status)
+            return Response(status_code=status, headers=self.headers)
 
         return Starlette(routes=[Route("/events", endpoint, methods=["POST"])])
 

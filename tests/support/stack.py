@@ -140,7 +140,7 @@ def _form_fields(html: str) -> dict[str, str]:
 def relaybox_settings(
     tmp_path: Path, database_url: str, sandbox: str, public_url: str, **extra: Any
 ) -> Settings:
-    return Settings(
+    values: dict[str, Any] = dict(
         data_dir=tmp_path / "data",
         database_url=database_url,
         secret_key=Fernet.generate_key().decode(),
@@ -153,8 +153,8 @@ def relaybox_settings(
         dropbox_www_url=sandbox,
         allow_private_callbacks=True,
         worker_poll_seconds=0.2,
-        **extra,
     )
+    return Settings(**{**values, **extra})
 
 
 @contextlib.asynccontextmanager

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_until", sa.DateTime(), nullable=True),
         sa.Column("subscription_active", sa.Boolean(), nullable=False),
+        sa.Column("drain_through_pk", sa.BigInteger(), nullable=True),
         sa.Column("next_poll_at", sa.DateTime(), nullable=True),
         sa.Column("last_poll_at", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),

@@ -1,0 +1,268 @@
+"""Delivery that never loses an event: deactivation and replay, Retry-After, ordering,
+fairness between instances, and callback URLs that must not be reached (SSRF)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaybox.services import callbacks
+from tests.support.servers import CallbackReceiver, serving
+from tests.support.stack import AUTH, Stack, running_stack
+
+
+async def deliveries(stack: Stack, instance_id: int) -> list[dict[str, Any]]:
+    answer = await stack.http.get(f"{stack.api}/instances/{instance_id}/deliveries", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json())
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
+    async def loop() -> Any:
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def changes(stack: Stack, account: str, names: list[str], gap: float = 0.3) -> None:
+    for name in names:
+        await stack.upload(account, f"/{name}", name.encode())
+        await asyncio.sleep(gap)
+
+
+def paths(receiver: CallbackReceiver) -> list[str]:
+    return [e["path"] for e in receiver.events()]
+
+
+async def test_410_deactivates_and_the_queue_drains_in_order_after_reactivation(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url) as stack:
+        stack.receiver.statuses = [410]
+        account = await stack.new_account("gone@example.com")
+        instance = await stack.connect(account)
+        await stack.upload(account, "/a.txt", b"a")
+        await stack.receiver.wait_for(lambda r: len(r.received) == 1)
+        await changes(stack, account, ["b.txt", "c.txt", "d.txt"])
+
+        async def queued() -> bool:
+            listed = await deliveries(stack, instance["id"])
+            return len(listed) == 4 and all(d["status"] == "pending" for d in listed)
+
+        await eventually(queued)
+        await asyncio.sleep(0.5)
+        assert len(stack.receiver.received) == 1, "nothing is attempted while deactivated"
+
+        stack.receiver.delay = 0.05
+        answer = await stack.http.put(
+            f"{stack.api}/instances/{instance['id']}/events/subscription",
+            json={"active": True},
+            headers=AUTH,
+        )
+        assert answer.status_code == 200
+        await stack.receiver.wait_for(lambda r: len(r.received) == 5)
+        assert paths(stack.receiver) == ["/a.txt", "/a.txt", "/b.txt", "/c.txt", "/d.txt"]
+        assert stack.receiver.max_in_flight == 1
+        listed = await deliveries(stack, instance["id"])
+        assert {d["status"] for d in listed} == {"delivered"}
+        gone = next(d for d in listed if len(d["attempts"]) == 2)
+        assert [a["statusCode"] for a in gone["attempts"]] == [410, 200]
+
+
+async def test_exhausted_retries_deactivate_and_redeliver_recovers(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url, retry_schedule="0.1,0.1") as stack:
+        stack.receiver.statuses = [500, 500, 500]
+        account = await stack.new_account("tired@example.com")
+        instance = await stack.connect(account)
+        await stack.upload(account, "/first.txt", b"1")
+
+        async def given_up() -> list[dict[str, Any]] | None:
+            listed = await deliveries(stack, instance["id"])
+            return listed if listed and listed[0]["status"] == "failed" else None
+
+        failed = (await eventually(given_up))[0]
+        assert len(failed["attempts"]) == 3
+        await stack.upload(account, "/second.txt", b"2")
+        await eventually(lambda: _count(stack, instance["id"], 2))
+        await asyncio.sleep(0.3)
+        assert len(stack.receiver.received) == 3
+
+        base = f"{stack.api}/instances/{instance['id']}"
+        reactivated = await stack.http.put(
+            f"{base}/events/subscription", json={"active": True}, headers=AUTH
+        )
+        assert reactivated.status_code == 200
+        await stack.receiver.wait_for(lambda r: paths(r)[-1:] == ["/second.txt"])
+        bulk = await stack.http.post(
+            f"{base}/deliveries/redeliver", params={"status": "failed"}, headers=AUTH
+        )
+        assert bulk.json() == {"redelivered": 1}
+        await stack.receiver.wait_for(lambda r: paths(r)[-1:] == ["/first.txt"])
+        ids = [item.headers["elements-webhook-id"] for item in stack.receiver.received]
+        assert ids[-1] == failed["id"]
+
+        one = await stack.http.post(f"{base}/deliveries/{failed['id']}/redeliver", headers=AUTH)
+        assert one.status_code == 200
+        await stack.receiver.wait_for(lambda r: len(r.received) == 6)
+        assert stack.receiver.received[-1].body == stack.receiver.received[-2].body
+        missing = await stack.http.post(f"{base}/deliveries/nope/redeliver", headers=AUTH)
+        assert missing.status_code == 404
+
+
+async def _count(stack: Stack, instance_id: int, count: int) -> bool:
+    return len(await deliveries(stack, instance_id)) == count
+
+
+async def test_retry_after_is_honoured_within_twice_the_schedule(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url, retry_schedule="100,100") as stack:
+        stack.receiver.statuses = [429, 503]
+        stack.receiver.headers = {"Retry-After": "150"}
+        account = await stack.new_account("slowdown@example.com")
+        instance = await stack.connect(account)
+        await stack.upload(account, "/a.txt", b"a")
+
+        async def attempted() -> dict[str, Any] | None:
+            listed = await deliveries(stack, instance["id"])
+            return listed[0] if listed and listed[0]["attempts"] else None
+
+        delivery = await eventually(attempted)
+        tried = datetime.fromisoformat(delivery["attempts"][0]["date"])
+        next_at = datetime.fromisoformat(delivery["nextAttemptDate"])
+        assert delivery["attempts"][0]["statusCode"] == 429
+        assert 149 <= (next_at - tried).total_seconds() <= 152
+
+
+async def test_ordered_instances_never_overlap_or_reorder(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url, retry_schedule="0.2,0.2,0.2") as stack:
+        stack.receiver.statuses = [200, 500, 200, 500, 500, 200]
+        stack.receiver.delay = 0.1
+        account = await stack.new_account("fifo@example.com")
+        await stack.connect(account, **{"event.notification.ordered": True})
+        names = [f"{n}.txt" for n in range(6)]
+        await changes(stack, account, names, gap=0.15)
+        await stack.receiver.wait_for(
+            lambda r: (
+                sum(1 for _, s in r.answered if s == 200) == 6 and len({p for p in paths(r)}) == 6
+            ),
+            timeout=30,
+        )
+        assert stack.receiver.max_in_flight == 1
+        delivered = [i for i, status in stack.receiver.answered if status == 200]
+        assert len(delivered) == len(set(delivered)), "each notification succeeds once"
+        order: list[str] = []
+        for notification_id, _ in stack.receiver.answered:
+            if not order or order[-1] != notification_id:
+                assert notification_id not in order, "never goes back to an earlier one"
+                order.append(notification_id)
+        first_paths = []
+        for item in stack.receiver.received:
+            for event in item.json()["message"]["events"]:
+                if event["path"] not in first_paths:
+                    first_paths.append(event["path"])
+        assert first_paths == [f"/{name}" for name in names]
+
+
+async def test_a_slow_endpoint_does_not_delay_another_instance(
+    tmp_path: Path, database_url: str
+) -> None:
+    slow = CallbackReceiver(delay=3.0)
+    async with running_stack(tmp_path, database_url) as stack, serving(slow.app()) as slow_url:
+        slow_account = await stack.new_account("slow@example.com")
+        fast_account = await stack.new_account("fast@example.com")
+        await stack.connect(
+            slow_account, "slow", **{"event.notification.callback.url": f"{slow_url}/events"}
+        )
+        await stack.connect(fast_account, "fast")
+        await changes(stack, slow_account, [f"s{n}.txt" for n in range(12)], gap=0.1)
+        await asyncio.sleep(0.3)
+        assert slow.in_flight >= 8
+        started = asyncio.get_running_loop().time()
+        await stack.upload(fast_account, "/quick.txt", b"q")
+        await stack.receiver.wait_for(lambda r: paths(r) == ["/quick.txt"], timeout=2.5)
+        assert asyncio.get_running_loop().time() - started < 2.5
+        assert slow.max_in_flight <= 8, "RELAYBOX_MAX_IN_FLIGHT bounds one instance"
+
+
+BLOCKED = [
+    ("http://127.0.0.1/", "loopback"),
+    ("http://10.0.0.1/", "private"),
+    ("http://[::1]/", "loopback"),
+    ("http://[::ffff:127.0.0.1]/", "loopback"),
+    ("http://169.254.169.254/", "link-local"),
+    ("http://localhost:8080/hook", "loopback"),
+    ("http://100.64.0.1/", "CGNAT"),
+    ("http://0.0.0.0/", "unspecified"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), BLOCKED)
+async def test_private_callback_urls_are_refused_by_default(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'ssrf.db'}"
+    async with running_stack(tmp_path, database, allow_private_callbacks=False) as stack:
+        account = await stack.new_account("ssrf@example.com")
+        code = await stack.authorize_in_browser(account)
+        body = {
+            "element": {"key": "dropbox"},
+            "providerData": {"code": code},
+            "name": "x",
+            "configuration": {
+                "oauth.api.key": "test-app-key",
+                "oauth.api.secret": "test-app-secret",
+                "oauth.callback.url": "https://app.example.com/auth",
+                "event.notification.enabled": True,
+                "event.notification.callback.url": url,
+            },
+        }
+        answer = await stack.http.post(f"{stack.api}/instances", json=body, headers=AUTH)
+        assert answer.status_code == 400
+        message = answer.json()["message"]
+        assert "event.notification.callback.url" in message and reason in message
+
+
+async def test_callback_host_that_rebinds_to_loopback_is_refused_at_connect_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = {"rebind.example": ["93.184.216.34"]}
+
+    async def fake_resolve(host: str, port: int) -> list[str]:
+        return answers.get(host) or await real_resolve(host, port)
+
+    real_resolve = callbacks.resolve
+    monkeypatch.setattr(callbacks, "resolve", fake_resolve)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'rebind.db'}"
+    async with running_stack(
+        tmp_path, database, allow_private_callbacks=False, retry_schedule="60"
+    ) as stack:
+        port = stack.callback_url.split(":")[2].split("/")[0]
+        account = await stack.new_account("rebind@example.com")
+        instance = await stack.connect(
+            account, **{"event.notification.callback.url": f"http://rebind.example:{port}/events"}
+        )
+        answers["rebind.example"] = ["127.0.0.1"]
+        await stack.upload(account, "/a.txt", b"a")
+
+        async def refused() -> dict[str, Any] | None:
+            listed = await deliveries(stack, instance["id"])
+            return listed[0] if listed and listed[0]["attempts"] else None
+
+        delivery = await eventually(refused)
+        assert delivery["attempts"][0]["statusCode"] is None
+        assert "loopback" in delivery["attempts"][0]["error"]
+        assert stack.receiver.received == []
