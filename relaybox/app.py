@@ -33,6 +33,7 @@ def create_app(
     workers: bool = True,
     mounts: dict[str, ASGIApp] | None = None,
     on_ready: Any = None,
+    on_stop: Any = None,
 ) -> FastAPI:
     """The relaybox server. `mounts` adds sub-apps (the sandbox under `--sandbox`)."""
 
@@ -51,6 +52,8 @@ def create_app(
         try:
             yield
         finally:
+            if on_stop is not None:
+                await on_stop(app)
             if pool:
                 await pool.stop()
             await runtime.close()

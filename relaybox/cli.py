@@ -48,12 +48,14 @@ def serve(
     _logging()
     settings = Settings()
     mounts: dict[str, Any] = {}
-    on_ready = None
+    on_ready = on_stop = None
     if sandbox:
-        settings, mounts, on_ready = _with_sandbox(settings)
+        settings, mounts, on_ready, on_stop = _with_sandbox(settings)
     from relaybox.app import create_app
 
-    server_app = create_app(settings, workers=workers, mounts=mounts, on_ready=on_ready)
+    server_app = create_app(
+        settings, workers=workers, mounts=mounts, on_ready=on_ready, on_stop=on_stop
+    )
     uvicorn.run(server_app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
 
 
@@ -63,7 +65,7 @@ def sandbox_app_secret(settings: Settings) -> str:
     return hmac.new(key.encode(), b"sandbox app secret", hashlib.sha256).hexdigest()[:32]
 
 
-def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any]:
+def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any, Any]:
     """Point every Dropbox URL at the mounted sandbox and seed its app and account."""
     from relaybox.sandbox.app import create_app as create_sandbox
 
@@ -92,7 +94,10 @@ def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any]:
             f"  files page: {base}/_sandbox/ui\n"
         )
 
-    return settings, {"/sandbox": sandbox_app}, on_ready
+    async def on_stop(_: Any) -> None:
+        await sandbox_app.state.sandbox.aclose()
+
+    return settings, {"/sandbox": sandbox_app}, on_ready, on_stop
 
 
 @app.command()

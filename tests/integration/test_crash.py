@@ -1,0 +1,227 @@
+"""Kill -9 at random moments loses nothing: relaybox runs as a real process and is SIGKILLed
+again and again while it fetches changes and while it delivers them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+
+from relaybox.sandbox.app import create_app as create_sandbox
+from tests.support.servers import CallbackReceiver, free_port, serving
+from tests.support.stack import (
+    APP_KEY,
+    APP_SECRET,
+    AUTH,
+    ORG_SECRET,
+    USER_SECRET,
+    Stack,
+)
+
+FILES = 160
+RENAMES = 80
+DELETES = 80  # 320 changes in all
+
+
+class Relaybox:
+    """`relaybox serve` as a child process that can be killed and started again."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    async def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "relaybox", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("relaybox did not start:\n" + self.log.read_text()[-3000:])
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+async def chaos(
+    server: Relaybox, receiver: CallbackReceiver, stop: asyncio.Event, rng: random.Random
+) -> None:
+    """Kill at random moments, at least twice; every other kill waits for a delivery in flight."""
+    kills = 0
+    while not stop.is_set() or kills < 2:
+        kills += 1
+        await asyncio.sleep(rng.uniform(0.4, 1.2))
+        if server.kills % 2:
+            for _ in range(40):
+                if receiver.in_flight:
+                    break
+                await asyncio.sleep(0.025)
+        await server.kill()
+        await asyncio.sleep(rng.uniform(0.05, 0.4))
+        await server.start()
+
+
+async def run_phase(
+    stack: Stack,
+    server: Relaybox,
+    rng: random.Random,
+    expected: set[tuple[str, str, str | None]],
+    steps: list[Any],
+) -> None:
+    stop = asyncio.Event()
+    killer = asyncio.create_task(chaos(server, stack.receiver, stop, rng))
+    try:
+        for step in steps:
+            await step()
+            await asyncio.sleep(rng.uniform(0, 0.02))
+    finally:
+        stop.set()
+        await killer
+
+    def complete(receiver: CallbackReceiver) -> bool:
+        got = {(e["eventType"], e["path"], e.get("newPath")) for e in receiver.events()}
+        return expected <= got
+
+    await stack.receiver.wait_for(complete, timeout=90)
+
+
+async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, database_url: str) -> None:
+    rng = random.Random(20261130)
+    receiver = CallbackReceiver(delay=0.05)
+    receiver.statuses = [rng.choice([200, 200, 200, 500]) for _ in range(200)]
+    sandbox_app = create_sandbox(webhook_delay=0.1)
+    port = free_port()
+    async with (
+        serving(sandbox_app) as sandbox_url,
+        serving(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        env = {
+            **os.environ,
+            "RELAYBOX_DATABASE_URL": database_url,
+            "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
+            "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
+            "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
+            "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
+            "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
+            "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
+            "RELAYBOX_LEASE_SECONDS": "2",
+            "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
+            **{
+                f"RELAYBOX_DROPBOX_{h}_URL": sandbox_url
+                for h in ("API", "CONTENT", "NOTIFY", "WWW")
+            },
+        }
+        server = Relaybox(env, port, tmp_path / "relaybox.log")
+        stack = Stack(
+            f"http://127.0.0.1:{port}",
+            sandbox_url,
+            receiver,
+            f"{receiver_url}/events",
+            http,
+            None,
+            sandbox_app,
+        )  # type: ignore[arg-type]
+        await server.start()
+        try:
+            await stack.control(
+                "POST",
+                "/apps",
+                json={
+                    "app_key": APP_KEY,
+                    "app_secret": APP_SECRET,
+                    "webhook_uri": f"http://127.0.0.1:{port}/elements/api-v2/events/dropbox",
+                },
+            )
+            account = await stack.new_account("chaos@example.com")
+            for folder in ("/a", "/b", "/c", "/d"):
+                await stack.folder(account, folder)
+            await stack.connect(account)
+
+            names = [f"/{'abcd'[n % 4]}/f{n:03}.txt" for n in range(FILES)]
+            expected: set[tuple[str, str, str | None]] = set()
+
+            def create(path: str) -> Any:
+                expected.add(("CREATED", path, None))
+                return lambda: stack.upload(account, path, path.encode())
+
+            def rename(path: str) -> Any:
+                new = path.replace(".txt", "-renamed.txt")
+                expected.add(("UPDATED", path, new))
+                return lambda: stack.move(account, path, new)
+
+            def delete(path: str) -> Any:
+                expected.add(("DELETED", path, None))
+                return lambda: stack.remove(account, path)
+
+            await run_phase(stack, server, rng, expected, [create(p) for p in names])
+            renamed = names[:RENAMES]
+            await run_phase(stack, server, rng, expected, [rename(p) for p in renamed])
+            doomed = [p.replace(".txt", "-renamed.txt") for p in renamed[: DELETES // 2]]
+            doomed += names[RENAMES : RENAMES + DELETES // 2]
+            await run_phase(stack, server, rng, expected, [delete(p) for p in doomed])
+            assert server.kills >= 6, server.kills
+
+            events = receiver.events()
+            got = {(e["eventType"], e["path"], e.get("newPath")) for e in events}
+            assert got == expected, "every change arrives, and nothing that did not happen"
+            assert len(expected) == FILES + RENAMES + DELETES
+
+            ids_per_event: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
+            object_ids: dict[str, set[str]] = defaultdict(set)
+            for item in receiver.received:
+                body = item.json()
+                for e in body["message"]["events"]:
+                    ids_per_event[(e["eventType"], e["path"], e.get("newPath"))].add(body["id"])
+                    object_ids[e["path"].replace("-renamed", "")].add(e["objectId"])
+            assert all(len(ids) == 1 for ids in ids_per_event.values()), (
+                "a duplicate delivery carries the same notification id"
+            )
+            assert all(len(ids) == 1 for ids in object_ids.values())
+
+            async def all_delivered() -> bool:
+                instances = (await http.get(f"{stack.api}/instances", headers=AUTH)).json()
+                listed = (
+                    await http.get(
+                        f"{stack.api}/instances/{instances[0]['id']}/deliveries",
+                        params={"pageSize": 500},
+                        headers=AUTH,
+                    )
+                ).json()
+                return bool(listed) and all(d["status"] == "delivered" for d in listed)
+
+            for _ in range(100):
+                if await all_delivered():
+                    break
+                await asyncio.sleep(0.1)
+            assert await all_delivered(), "no notification is left undelivered"
+        finally:
+            server.stop()
