@@ -96,6 +96,12 @@ class Index:
         self._by_id[obj.object_id] = obj
         self._by_path[obj.path_lower] = obj
 
+    def detach(self, object_id: str) -> None:
+        """Free the object's path but keep knowing its id (it reappears later in the pass)."""
+        obj = self._by_id.get(object_id)
+        if obj is not None and self._by_path.get(obj.path_lower) is obj:
+            del self._by_path[obj.path_lower]
+
     def drop(self, object_id: str) -> None:
         old = self._by_id.pop(object_id, None)
         if old is not None and self._by_path.get(old.path_lower) is old:
@@ -119,17 +125,7 @@ def entry_paths(entries: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str
 
 def normalize(entries: Sequence[Mapping[str, Any]], index: Index) -> Changes:
     """Turn one pass of `list_folder/continue` entries into events, updating `index`."""
-    changes = Changes()
-    moved_ids = {_object_id(e) for e in entries if e.get(".tag") != "deleted"}
-    deleted_paths = {_path_lower(e) for e in entries if e.get(".tag") == "deleted"}
-
-    for entry in entries:
-        tag = entry.get(".tag")
-        if tag == "deleted":
-            _apply_deleted(entry, index, changes, moved_ids, deleted_paths)
-        elif tag in ("file", "folder"):
-            _apply_present(entry, index, changes)
-    return changes
+    return _Pass(entries, index).run()
 
 
 def reconcile(listing: Sequence[Mapping[str, Any]], index: Index) -> Changes:
@@ -155,69 +151,117 @@ def reconcile(listing: Sequence[Mapping[str, Any]], index: Index) -> Changes:
     return normalize([*synthetic, *listing], index)
 
 
-def _apply_deleted(
-    entry: Mapping[str, Any],
-    index: Index,
-    changes: Changes,
-    moved_ids: set[str],
-    deleted_paths: set[str],
-) -> None:
-    path = _path_lower(entry)
-    held = index.by_path(path)
-    if held is None:
-        return
-    if held.object_id in moved_ids:
-        return  # the object reappears elsewhere in this pass: a move, reported there
-    if any(index.by_path(a) is not None for a in _ancestors(path) if a in deleted_paths):
-        return  # reported with its deleted ancestor, later in this pass
-    for child in index.descendants(path):
-        _remove(child, index, changes)
-    _remove(held, index, changes)
-    changes.events.append(
-        StandardEvent("DELETED", held.object_type, held.object_id, held.path_display, None, entry)
-    )
+class _Pass:
+    """The state of one normalization pass over a list of entries."""
 
+    def __init__(self, entries: Sequence[Mapping[str, Any]], index: Index) -> None:
+        self.entries = entries
+        self.index = index
+        self.changes = Changes()
+        # Ids that appear alive somewhere in this pass: a deleted entry for one is a move.
+        self.alive = {_object_id(e) for e in entries if e.get(".tag") != "deleted"}
+        self.deleted_paths = {_path_lower(e) for e in entries if e.get(".tag") == "deleted"}
+        # Old paths of folders that moved: what is left below them afterwards is gone.
+        self.vacated: list[str] = []
 
-def _apply_present(entry: Mapping[str, Any], index: Index, changes: Changes) -> None:
-    tag: Tag = "folder" if entry.get(".tag") == "folder" else "file"
-    path_lower = _path_lower(entry)
-    obj = IndexedObject(
-        object_id=_object_id(entry),
-        path_lower=path_lower,
-        path_display=str(entry.get("path_display") or path_lower),
-        tag=tag,
-        rev=str(entry["rev"]) if tag == "file" and "rev" in entry else None,
-    )
-    known = index.by_id(obj.object_id)
-    event: StandardEvent | None
-    if known is None:
-        event = StandardEvent(
-            "CREATED", obj.object_type, obj.object_id, obj.path_display, None, entry
+    def run(self) -> Changes:
+        for entry in self.entries:
+            tag = entry.get(".tag")
+            if tag == "deleted":
+                self.deleted(entry)
+            elif tag in ("file", "folder"):
+                self.present(entry)
+        self.sweep_vacated()
+        return self.changes
+
+    def deleted(self, entry: Mapping[str, Any]) -> None:
+        path = _path_lower(entry)
+        held = self.index.by_path(path)
+        if held is None:
+            return
+        if held.object_id in self.alive:
+            return  # the object reappears elsewhere in this pass: a move, reported there
+        if any(self.reported_later(a) for a in _ancestors(path) if a in self.deleted_paths):
+            return  # reported with its deleted ancestor, later in this pass
+        self.report_deleted(held, entry)
+
+    def reported_later(self, path_lower: str) -> bool:
+        held = self.index.by_path(path_lower)
+        return held is not None and held.object_id not in self.alive
+
+    def report_deleted(self, held: IndexedObject, entry: Mapping[str, Any]) -> None:
+        for child in self.index.descendants(held.path_lower):
+            if child.object_id in self.alive:
+                self.index.detach(child.object_id)  # moved out before its parent went
+            else:
+                self.remove(child)
+        self.remove(held)
+        self.changes.events.append(
+            StandardEvent(
+                "DELETED", held.object_type, held.object_id, held.path_display, None, entry
+            )
         )
-    elif known.path_lower != obj.path_lower or known.path_display != obj.path_display:
-        event = StandardEvent(
-            "UPDATED", obj.object_type, obj.object_id, known.path_display, obj.path_display, entry
-        )
-    elif tag == "file" and known.rev != obj.rev:
-        event = StandardEvent(
-            "UPDATED", obj.object_type, obj.object_id, obj.path_display, None, entry
-        )
-    else:
-        event = None
-    displaced = index.by_path(obj.path_lower)
-    if displaced is not None and displaced.object_id != obj.object_id:
-        _remove(displaced, index, changes)
-    index.put(obj)
-    changes.removals.discard(obj.object_id)
-    changes.upserts[obj.object_id] = obj
-    if event is not None:
-        changes.events.append(event)
 
+    def present(self, entry: Mapping[str, Any]) -> None:
+        tag: Tag = "folder" if entry.get(".tag") == "folder" else "file"
+        path_lower = _path_lower(entry)
+        obj = IndexedObject(
+            object_id=_object_id(entry),
+            path_lower=path_lower,
+            path_display=str(entry.get("path_display") or path_lower),
+            tag=tag,
+            rev=str(entry["rev"]) if tag == "file" and "rev" in entry else None,
+        )
+        known = self.index.by_id(obj.object_id)
+        otype, oid = obj.object_type, obj.object_id
+        event: StandardEvent | None = None
+        if known is None:
+            event = StandardEvent("CREATED", otype, oid, obj.path_display, None, entry)
+        elif known.path_lower != obj.path_lower or known.path_display != obj.path_display:
+            event = StandardEvent(
+                "UPDATED", otype, oid, known.path_display, obj.path_display, entry
+            )
+            if known.tag == "folder" and known.path_lower != obj.path_lower:
+                self.vacated.append(known.path_lower)
+        elif tag == "file" and known.rev != obj.rev:
+            event = StandardEvent("UPDATED", otype, oid, obj.path_display, None, entry)
+        displaced = self.index.by_path(obj.path_lower)
+        if displaced is not None and displaced.object_id != obj.object_id:
+            if displaced.object_id in self.alive:
+                self.index.detach(displaced.object_id)  # it moves elsewhere in this pass
+            else:
+                self.report_deleted(displaced, entry)  # replaced without a deleted entry
+        self.index.put(obj)
+        self.changes.removals.discard(obj.object_id)
+        self.changes.upserts[obj.object_id] = obj
+        if event is not None:
+            self.changes.events.append(event)
 
-def _remove(obj: IndexedObject, index: Index, changes: Changes) -> None:
-    index.drop(obj.object_id)
-    changes.upserts.pop(obj.object_id, None)
-    changes.removals.add(obj.object_id)
+    def sweep_vacated(self) -> None:
+        """Objects still below a moved folder's old path did not move with it: deleted."""
+        for old_path in self.vacated:
+            left = sorted(self.index.descendants(old_path), key=lambda o: o.path_lower)
+            reported: set[str] = set()
+            for obj in left:
+                if obj.object_id in self.changes.upserts or self.index.by_id(obj.object_id) is None:
+                    continue
+                if _has_ancestor_in(obj.path_lower, reported):
+                    self.remove(obj)
+                    continue
+                reported.add(obj.path_lower)
+                self.report_deleted(
+                    obj,
+                    {
+                        ".tag": "deleted",
+                        "path_lower": obj.path_lower,
+                        "path_display": obj.path_display,
+                    },
+                )
+
+    def remove(self, obj: IndexedObject) -> None:
+        self.index.drop(obj.object_id)
+        self.changes.upserts.pop(obj.object_id, None)
+        self.changes.removals.add(obj.object_id)
 
 
 def _object_id(entry: Mapping[str, Any]) -> str:

@@ -112,6 +112,92 @@ async def run_phase(
     await stack.receiver.wait_for(complete, timeout=90)
 
 
+async def start_relaybox(
+    tmp_path: Path,
+    database_url: str,
+    port: int,
+    sandbox_url: str,
+    sandbox_app: Any,
+    receiver: CallbackReceiver,
+    receiver_url: str,
+    http: httpx.AsyncClient,
+) -> tuple[Relaybox, Stack]:
+    """relaybox as a child process against the in-test sandbox, with its Dropbox app set up."""
+    env = {
+        **os.environ,
+        "RELAYBOX_DATABASE_URL": database_url,
+        "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
+        "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
+        "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
+        "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
+        "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
+        "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
+        "RELAYBOX_LEASE_SECONDS": "2",
+        "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
+        **{f"RELAYBOX_DROPBOX_{h}_URL": sandbox_url for h in ("API", "CONTENT", "NOTIFY", "WWW")},
+    }
+    server = Relaybox(env, port, tmp_path / "relaybox.log")
+    stack = Stack(
+        f"http://127.0.0.1:{port}",
+        sandbox_url,
+        receiver,
+        f"{receiver_url}/events",
+        http,
+        None,
+        sandbox_app,
+    )  # type: ignore[arg-type]
+    await server.start()
+    await stack.control(
+        "POST",
+        "/apps",
+        json={
+            "app_key": APP_KEY,
+            "app_secret": APP_SECRET,
+            "webhook_uri": f"http://127.0.0.1:{port}/elements/api-v2/events/dropbox",
+        },
+    )
+    return server, stack
+
+
+async def test_sigterm_finishes_the_delivery_in_flight(tmp_path: Path, database_url: str) -> None:
+    receiver = CallbackReceiver(delay=1.5)
+    sandbox_app = create_sandbox(webhook_delay=0.05)
+    port = free_port()
+    async with (
+        serving(sandbox_app) as sandbox_url,
+        serving(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        server, stack = await start_relaybox(
+            tmp_path, database_url, port, sandbox_url, sandbox_app, receiver, receiver_url, http
+        )
+        try:
+            account = await stack.new_account("term@example.com")
+            instance = await stack.connect(account)
+            await stack.upload(account, "/a.txt", b"a")
+            for _ in range(200):
+                if receiver.in_flight:
+                    break
+                await asyncio.sleep(0.02)
+            assert receiver.in_flight == 1
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            # uvicorn re-raises the signal after its graceful shutdown
+            assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)
+            assert receiver.answered and receiver.answered[0][1] == 200
+            await server.start()
+            listed = (
+                await http.get(f"{stack.api}/instances/{instance['id']}/deliveries", headers=AUTH)
+            ).json()
+            assert [d["status"] for d in listed] == ["delivered"]
+            assert len(listed[0]["attempts"]) == 1
+            await asyncio.sleep(1)
+            assert len(receiver.received) == 1, "a finished delivery is not sent again"
+        finally:
+            server.stop()
+
+
 async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, database_url: str) -> None:
     rng = random.Random(20261130)
     receiver = CallbackReceiver(delay=0.05)

@@ -161,3 +161,49 @@ def test_reconcile_reports_only_the_differences() -> None:
         ("CREATED", "id:n", "/new.txt", None),
     ]
     assert reconcile(listing, index).events == []
+
+
+def test_child_deleted_before_its_folder_moved_is_reported() -> None:
+    def tree() -> Index:
+        return known(obj("/a", "id:A", "folder"), obj("/a/x", "id:X"), obj("/a/y", "id:Y"))
+
+    expected = [
+        ("DELETED", "files", "id:X", "/a/x", None),
+        ("UPDATED", "folders", "id:A", "/a", "/b"),
+        ("UPDATED", "files", "id:Y", "/a/y", "/b/y"),
+    ]
+    listed = tree()
+    entries = [deleted("/a/x"), deleted("/a"), folder("/b", "id:A"), file("/b/y", "id:Y")]
+    assert summary(entries, listed) == expected
+    # Dropbox may leave the child's deleted entry out: the move still accounts for it.
+    collapsed = tree()
+    assert sorted(
+        summary([deleted("/a"), folder("/b", "id:A"), file("/b/y", "id:Y")], collapsed)
+    ) == sorted(expected)
+    for index in (listed, collapsed):
+        assert index.by_id("id:X") is None
+        assert sorted(o.path_lower for o in index) == ["/b", "/b/y"]
+
+
+def test_path_taken_by_a_new_object_without_a_deleted_entry() -> None:
+    index = known(obj("/a", "id:A", "folder"), obj("/a/c.txt", "id:C"))
+    assert summary([file("/a", "id:F")], index) == [
+        ("DELETED", "folders", "id:A", "/a", None),
+        ("CREATED", "files", "id:F", "/a", None),
+    ]
+    assert [o.object_id for o in index] == ["id:F"]
+
+
+def test_child_moved_out_of_a_deleted_folder_is_a_move() -> None:
+    def tree() -> Index:
+        return known(obj("/a", "id:A", "folder"), obj("/a/x", "id:X"))
+
+    expected = [
+        ("DELETED", "folders", "id:A", "/a", None),
+        ("UPDATED", "files", "id:X", "/a/x", "/c/x"),
+    ]
+    assert summary([deleted("/a"), file("/c/x", "id:X")], tree()) == expected
+    assert [
+        (e.event_type, e.object_id, e.path, e.new_path)
+        for e in reconcile([file("/c/x", "id:X")], tree()).events
+    ] == [(t, i, p, n) for t, _, i, p, n in expected]
