@@ -10,8 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from relaybox.core.errors import InvalidInput
-from relaybox.services.instances import Conflict, NotFound
+from relaybox.core.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from relaybox.api.errors import ApiError
 from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
-from relaybox.services.instances import InstanceService, NotFound
+from relaybox.core.errors import NotFound
+from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
 

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request, Response
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deps import json_body, runtime_of
-from relaybox.services.instances import InstanceService, NotFound
+from relaybox.core.errors import NotFound
+from relaybox.services.instances import InstanceService
 from relaybox.store.db import transaction
 
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["instances"])

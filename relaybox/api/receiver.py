@@ -18,10 +18,10 @@ from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.connectors.base import WebhookVerifier
 from relaybox.connectors.dropbox import DropboxWebhooks
-from relaybox.pipeline.changes import request_pass
 from relaybox.runtime import Runtime
 from relaybox.store import tables
 from relaybox.store.db import transaction
+from relaybox.store.passes import request_pass
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,8 @@ through. The tree is kept small; add a class only when some caller needs to
 tell it apart from its parent.
 
     RelayboxError
+    ├── NotFound                no such object (for this caller); the API answers 404
+    ├── Conflict                clashes with the current state; the API answers 409
     └── InvalidInput            bad input; the API answers 400
         └── InvalidCallbackURL  the callback URL is malformed or not allowed
             └── BlockedAddress  its host resolves to a non-public address
@@ -36,6 +38,14 @@ class RelayboxError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NotFound(RelayboxError):
+    """No such object for this caller; another organization's objects are not found either."""
+
+
+class Conflict(RelayboxError):
+    """The request clashes with the current state, for example a duplicate name."""
 
 
 class InvalidInput(RelayboxError, ValueError):

@@ -11,6 +11,7 @@ from typing import Any
 
 from relaybox.core.errors import InvalidInput
 from relaybox.core.netguard import check_callback_url
+from relaybox.core.signing import standard_webhook_secret
 
 MASK = "********"
 
@@ -129,7 +130,10 @@ def parse_config(
                 check_callback_url(url)
             changes["callback_url"] = url or None
         elif key == "event.notification.signature.key":
-            changes["signature_key"] = _text(key, value, allow_empty=True) or None
+            signature_key = _text(key, value, allow_empty=True) or None
+            if signature_key:
+                standard_webhook_secret(signature_key)  # a whsec_ key must be valid base64
+            changes["signature_key"] = signature_key
         elif key == "event.vendor.type":
             vendor = VENDOR_TYPES.get(_text(key, value))
             if vendor is None:

@@ -7,10 +7,9 @@ guarded by the lease, so a crash anywhere repeats the pass instead of losing or 
 
 from __future__ import annotations
 
-import json
 import logging
+import random
 import uuid
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
+from relaybox.core.clock import utcnow
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -26,11 +26,12 @@ from relaybox.core.errors import (
     RateLimited,
     TokenExpired,
 )
-from relaybox.core.normalize import Changes, StandardEvent, normalize, reconcile
+from relaybox.core.normalize import Changes, normalize, reconcile
+from relaybox.core.notification import InstanceInfo, notification_body
 from relaybox.runtime import Runtime
 from relaybox.services.instances import Credentials, InstanceService
 from relaybox.store import index as index_store
-from relaybox.store import tables
+from relaybox.store import leases, tables
 from relaybox.store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ WEBHOOK_BATCH = 20
 POLLING_BATCH = 10
 # Refresh an access token this long before Dropbox says it expires.
 REFRESH_MARGIN = timedelta(minutes=5)
-# Back-off after a provider outage, doubled per consecutive failure, capped.
-OUTAGE_BACKOFF = timedelta(seconds=5)
+# Back-off after a failed pass (5xx, timeout, a 400), doubled per consecutive failure, capped.
+OUTAGE_BACKOFF_BASE = 2.0
+OUTAGE_BACKOFF_CAP = 600.0
+_rng = random.SystemRandom()
 MAX_PASS_ENTRIES = 5000
 
 
@@ -49,12 +52,16 @@ class Fetched:
     entries: list[dict[str, Any]]
     cursor: str
     reset: bool
+    has_more: bool
 
 
-async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[int]:
-    """Lease instances that have a pass pending; returns the ids this worker now owns."""
-    now = datetime.now(UTC)
-    lease_until = now + timedelta(seconds=runtime.settings.lease_seconds)
+class LeaseLost(Exception):
+    """Another worker owns the instance now; this pass must not be applied."""
+
+
+async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int, str]]:
+    """Lease instances that have a pass pending: [(instance id, lease token)]."""
+    now = utcnow()
     instance = tables.Instance
     async with transaction(runtime.sessions) as session:
         candidates = await session.scalars(
@@ -65,60 +72,41 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[int]:
                 instance.valid.is_(True),
                 instance.disabled.is_(False),
                 instance.cursor.is_not(None),
-                or_(instance.lease_until.is_(None), instance.lease_until < now),
+                leases.free(instance, now),
                 or_(instance.sync_not_before.is_(None), instance.sync_not_before <= now),
             )
             .order_by(instance.sync_not_before.is_not(None), instance.id)
             .limit(limit)
         )
         ids = list(candidates)
-    claimed = []
-    for instance_id in ids:
-        async with transaction(runtime.sessions) as session:
-            result = await session.execute(
-                update(instance)
-                .where(
-                    instance.id == instance_id,
-                    or_(instance.lease_until.is_(None), instance.lease_until < now),
-                )
-                .values(lease_owner=owner, lease_until=lease_until)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(instance_id)
-    return claimed
-
-
-async def request_pass(
-    session: AsyncSession, instance_ids: Sequence[int], notification: Mapping[str, Any] | None
-) -> None:
-    """Ask for one more pass over each instance (coalesces with a pass already running)."""
-    if not instance_ids:
-        return
-    await session.execute(
-        update(tables.Instance)
-        .where(tables.Instance.id.in_(list(instance_ids)))
-        .values(
-            sync_requested=tables.Instance.sync_requested + 1,
-            sync_notification=dict(notification) if notification is not None else None,
-        )
+    return await leases.take(
+        runtime.sessions, instance, instance.id, ids, owner, runtime.settings.lease_seconds
     )
+
+
+def outage_backoff(failures: int, rng: random.Random = _rng) -> timedelta:
+    """Jittered exponential back-off after `failures` consecutive failed passes."""
+    base = min(OUTAGE_BACKOFF_CAP, OUTAGE_BACKOFF_BASE * 2 ** max(0, failures - 1))
+    return timedelta(seconds=base * rng.uniform(0.8, 1.2))
 
 
 class ChangePass:
     """One pass over one leased instance."""
 
-    def __init__(self, runtime: Runtime, owner: str, instance_id: int) -> None:
+    def __init__(self, runtime: Runtime, token: str, instance_id: int) -> None:
         self.runtime = runtime
-        self.owner = owner
+        self.token = token
         self.instance_id = instance_id
         self.instances = InstanceService(runtime)
+        self.started_from = ""
 
     async def run(self) -> None:
         async with transaction(self.runtime.sessions) as session:
             row = await session.get(tables.Instance, self.instance_id)
-            if row is None or row.lease_owner != self.owner or not row.cursor:
+            if row is None or row.lease_owner != self.token or not row.cursor:
                 return
             requested, cursor = row.sync_requested, row.cursor
+            self.started_from = cursor
             notification = row.sync_notification
             creds = self.instances.credentials(row)
             expires_at = row.access_token_expires_at
@@ -129,15 +117,18 @@ class ChangePass:
             except TokenExpired:
                 token = await self._refresh(creds)
                 fetched = await self._fetch(token, cursor)
+        except LeaseLost as exc:
+            log.info("%s", exc)
+            return
         except ProviderAuthError as exc:
             await self._mark_invalid(str(exc.message))
             return
         except RateLimited as exc:
-            await self._release(not_before=timedelta(seconds=exc.retry_after))
+            await self._release(not_before=timedelta(seconds=exc.retry_after), failed=False)
             return
         except ProviderError as exc:
             log.warning("instance %s: change pass failed: %s", self.instance_id, exc.message)
-            await self._release(not_before=OUTAGE_BACKOFF)
+            await self._release(not_before=None, failed=True, message=exc.message)
             return
         await self._commit(fetched, requested, notification)
 
@@ -149,24 +140,41 @@ class ChangePass:
                 page = await client.list_folder_continue(token, cursor)
                 entries.extend(page.get("entries", []))
                 cursor = str(page["cursor"])
-                if not page.get("has_more") or len(entries) >= MAX_PASS_ENTRIES:
-                    return Fetched(entries, cursor, reset=False)
+                if not page.get("has_more"):
+                    return Fetched(entries, cursor, reset=False, has_more=False)
+                if len(entries) >= MAX_PASS_ENTRIES:
+                    return Fetched(entries, cursor, reset=False, has_more=True)
+                await self._renew()
         except CursorReset:
             log.info("instance %s: cursor reset, relisting", self.instance_id)
         page = await client.list_folder(token)
         entries = list(page.get("entries", []))
         while page.get("has_more"):
+            await self._renew()
             page = await client.list_folder_continue(token, str(page["cursor"]))
             entries.extend(page.get("entries", []))
-        return Fetched(entries, str(page["cursor"]), reset=True)
+        return Fetched(entries, str(page["cursor"]), reset=True, has_more=False)
+
+    async def _renew(self) -> None:
+        """Keep the lease through a long fetch; give up the pass when it was lost."""
+        held = await leases.renew(
+            self.runtime.sessions,
+            tables.Instance,
+            tables.Instance.id,
+            self.instance_id,
+            self.token,
+            self.runtime.settings.lease_seconds,
+        )
+        if not held:
+            raise LeaseLost(f"instance {self.instance_id}: lease lost during a pass")
 
     async def _commit(
         self, fetched: Fetched, requested: int, notification: dict[str, Any] | None
     ) -> None:
-        has_more = len(fetched.entries) >= MAX_PASS_ENTRIES and not fetched.reset
+        has_more = fetched.has_more
         async with transaction(self.runtime.sessions) as session:
             row = await session.get(tables.Instance, self.instance_id, with_for_update=True)
-            if row is None or row.lease_owner != self.owner:
+            if row is None or row.lease_owner != self.token or row.cursor != self.started_from:
                 log.warning("instance %s: lease lost, pass discarded", self.instance_id)
                 return
             if fetched.reset:
@@ -186,6 +194,9 @@ class ChangePass:
             if not has_more:
                 row.sync_done = requested
             row.lease_owner, row.lease_until, row.sync_not_before = None, None, None
+            row.sync_failures = 0
+            if row.status_message and row.valid:
+                row.status_message = None
             if row.vendor_type == "polling":
                 row.last_poll_at = datetime.now(UTC)
         if changes.events:
@@ -203,13 +214,14 @@ class ChangePass:
         polled = row.vendor_type == "polling"
         size = POLLING_BATCH if polled else WEBHOOK_BATCH
         now = datetime.now(UTC)
-        callback_url = str(row.configuration["event.notification.callback.url"])
         for start in range(0, len(changes.events), size):
             batch = changes.events[start : start + size]
             notification_id = str(uuid.uuid4())
             body = notification_body(
                 notification_id=notification_id,
-                row=row,
+                instance=InstanceInfo(
+                    row.id, row.name, row.element_key, list(row.tags or []), row.account_id
+                ),
                 events=batch,
                 raw_notification=None if polled else notification,
                 now=now,
@@ -218,7 +230,6 @@ class ChangePass:
                 id=notification_id,
                 instance_id=row.id,
                 org_id=row.org_id,
-                callback_url=callback_url,
                 body=body,
                 event_count=len(batch),
                 next_attempt_at=now,
@@ -277,66 +288,23 @@ class ChangePass:
         async with transaction(self.runtime.sessions) as session:
             await session.execute(
                 update(tables.Instance)
-                .where(tables.Instance.id == self.instance_id)
+                .where(
+                    tables.Instance.id == self.instance_id,
+                    tables.Instance.lease_owner == self.token,
+                )
                 .values(valid=False, status_message=message, lease_owner=None, lease_until=None)
             )
 
-    async def _release(self, *, not_before: timedelta) -> None:
+    async def _release(
+        self, *, not_before: timedelta | None, failed: bool, message: str | None = None
+    ) -> None:
         async with transaction(self.runtime.sessions) as session:
-            await session.execute(
-                update(tables.Instance)
-                .where(
-                    tables.Instance.id == self.instance_id,
-                    tables.Instance.lease_owner == self.owner,
-                )
-                .values(
-                    lease_owner=None,
-                    lease_until=None,
-                    sync_not_before=datetime.now(UTC) + not_before,
-                )
-            )
-
-
-def notification_body(
-    *,
-    notification_id: str,
-    row: tables.Instance,
-    events: Sequence[StandardEvent],
-    raw_notification: dict[str, Any] | None,
-    now: datetime,
-) -> str:
-    """The JSON delivered to the callback URL (SPEC section 4), fixed once for every retry."""
-    date = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    standardized = []
-    for event in events:
-        item: dict[str, Any] = {
-            "elementKey": row.element_key,
-            "hubKey": "documents",
-            "eventType": event.event_type,
-            "objectType": event.object_type,
-            "objectId": event.object_id,
-            "path": event.path,
-            "date": date,
-        }
-        if event.new_path is not None:
-            item["newPath"] = event.new_path
-        standardized.append(item)
-    body = {
-        "id": notification_id,
-        "createdDate": date,
-        "message": {
-            "eventId": notification_id,
-            "elementKey": row.element_key,
-            "instanceId": row.id,
-            "instance_id": row.id,
-            "instanceName": row.name,
-            "instanceTags": list(row.tags or []),
-            "accountId": row.account_id,
-            "events": standardized,
-            "raw": {
-                "notification": raw_notification,
-                "entries": [dict(event.entry) for event in events],
-            },
-        },
-    }
-    return json.dumps(body, separators=(",", ":"))
+            row = await session.get(tables.Instance, self.instance_id)
+            if row is None or row.lease_owner != self.token:
+                return
+            if failed:
+                row.sync_failures += 1
+                not_before = outage_backoff(row.sync_failures)
+                row.status_message = f"Dropbox: {message}" if message else row.status_message
+            row.lease_owner, row.lease_until = None, None
+            row.sync_not_before = utcnow() + (not_before or timedelta())

@@ -2,28 +2,30 @@
 
 A notification is leased before its attempt, so two workers never send it at once and a
 crashed worker's lease simply expires. Every attempt is recorded; what happens next is
-decided by the pure `relaybox.core.retry.decide`.
+decided by the pure `relaybox.core.retry.decide`, and applied only while the lease holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from relaybox.core.errors import InvalidCallbackURL
+from relaybox.core.clock import utcnow
+from relaybox.core.errors import InvalidInput
 from relaybox.core.retry import Decision, Outcome, Verdict, decide
 from relaybox.core.signing import delivery_headers
 from relaybox.runtime import USER_AGENT, Runtime
-from relaybox.services.callbacks import pin
+from relaybox.services.callbacks import targets
 from relaybox.services.instances import InstanceService
-from relaybox.store import tables
+from relaybox.store import leases, tables
 from relaybox.store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,15 @@ class Sent:
     response_body: str | None
 
 
-async def claim(runtime: Runtime, owner: str, limit: int) -> list[int]:
-    """Lease due notifications of active subscriptions; returns their primary keys.
+async def claim(runtime: Runtime, owner: str, limit: int) -> list[tuple[int, str]]:
+    """Lease due notifications of active subscriptions: [(notification pk, lease token)].
 
     An ordered instance (and an instance draining its backlog after a re-activation) only
     ever has its oldest unfinished notification due. Any other instance has at most
     `max_in_flight` notifications leased at once, so one slow endpoint cannot take every
     delivery slot.
     """
-    now = datetime.now(UTC)
-    lease_until = now + timedelta(seconds=runtime.settings.lease_seconds)
+    now = utcnow()
     cap = runtime.settings.max_in_flight
     note, inst = tables.Notification, tables.Instance
     other = aliased(tables.Notification)
@@ -75,7 +76,7 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[int]:
                 .where(
                     note.status == "pending",
                     note.next_attempt_at <= now,
-                    or_(note.lease_until.is_(None), note.lease_until < now),
+                    leases.free(note, now),
                     inst.subscription_active.is_(True),
                     ~and_(strictly_ordered, earlier_unfinished),
                     in_flight < cap,
@@ -84,85 +85,114 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[int]:
                 .limit(limit)
             )
         ).all()
-    taken: dict[int, int] = {}
-    claimed = []
+    chosen: list[int] = []
+    per_instance: dict[int, int] = {}
     for pk, instance_id, busy in rows:
-        if busy + taken.get(instance_id, 0) >= cap:
-            continue
-        async with transaction(runtime.sessions) as session:
-            result = await session.execute(
-                update(note)
-                .where(
-                    note.pk == pk,
-                    note.status == "pending",
-                    or_(note.lease_until.is_(None), note.lease_until < now),
-                )
-                .values(lease_owner=owner, lease_until=lease_until)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(pk)
-                taken[instance_id] = taken.get(instance_id, 0) + 1
-    return claimed
+        if busy + per_instance.get(instance_id, 0) < cap:
+            chosen.append(pk)
+            per_instance[instance_id] = per_instance.get(instance_id, 0) + 1
+    return await leases.take(
+        runtime.sessions,
+        note,
+        note.pk,
+        chosen,
+        owner,
+        runtime.settings.lease_seconds,
+        note.status == "pending",
+    )
 
 
-async def deliver(runtime: Runtime, owner: str, pk: int) -> None:
+async def deliver(runtime: Runtime, token: str, pk: int) -> None:
     """One attempt at one leased notification, recorded, then the decision applied."""
     async with transaction(runtime.sessions) as session:
         note = await session.get(tables.Notification, pk)
-        if note is None or note.lease_owner != owner or note.status != "pending":
+        if note is None or note.lease_owner != token or note.status != "pending":
             return
         instance = await session.get(tables.Instance, note.instance_id)
         if instance is None:
             return
-        signature_key = InstanceService(runtime).credentials(instance).config.signature_key
-        url, body, notification_id = note.callback_url, note.body.encode(), note.id
+        config = InstanceService(runtime).credentials(instance).config
+        body, notification_id = note.body.encode(), note.id
         attempt_number = note.attempt_count + 1
-
-    sent = await send(runtime, url, body, notification_id, signature_key)
+    if not config.callback_url:
+        sent = Sent(Outcome(None), 0.0, "the instance has no callback URL", None)
+    else:
+        sent = await send(runtime, config.callback_url, body, notification_id, config.signature_key)
     decision = decide(
-        sent.outcome, attempt_number, runtime.settings.retry_delays, now=datetime.now(UTC), rng=_rng
+        sent.outcome, attempt_number, runtime.settings.retry_delays, now=utcnow(), rng=_rng
     )
-    await record(runtime, owner, pk, attempt_number, sent, decision)
+    await record(runtime, token, pk, attempt_number, sent, decision)
 
 
 async def send(
     runtime: Runtime, url: str, body: bytes, notification_id: str, signature_key: str | None
 ) -> Sent:
+    """POST once, within the delivery timeout, to the first checked address that connects."""
     settings = runtime.settings
-    headers = delivery_headers(
-        notification_id=notification_id,
-        body=body,
-        signature_key=signature_key,
-        timestamp=int(time.time()),
-        user_agent=USER_AGENT,
-    )
     started = time.perf_counter()
     try:
-        target = await pin(url, allow_private=settings.allow_private_callbacks)
-        response = await runtime.http.post(
-            target.url,
-            content=body,
-            headers={**headers, **target.headers},
-            extensions=dict(target.extensions),
-            timeout=settings.delivery_timeout,
+        headers = delivery_headers(
+            notification_id=notification_id,
+            body=body,
+            signature_key=signature_key,
+            timestamp=int(time.time()),
+            user_agent=USER_AGENT,
         )
-    except InvalidCallbackURL as exc:
+        async with asyncio.timeout(settings.delivery_timeout):
+            candidates = await targets(url, allow_private=settings.allow_private_callbacks)
+            for number, target in enumerate(candidates, start=1):
+                try:
+                    return await _post(
+                        runtime,
+                        target.url,
+                        body,
+                        {**headers, **target.headers},
+                        target.extensions,
+                        started,
+                    )
+                except httpx.ConnectError:
+                    if number == len(candidates):
+                        raise
+    except InvalidInput as exc:
         return Sent(Outcome(None), _ms(started), exc.message, None)
-    except httpx.TimeoutException:
+    except (TimeoutError, httpx.TimeoutException):
         return Sent(Outcome(None, timed_out=True), _ms(started), "timed out", None)
     except httpx.HTTPError as exc:
         return Sent(Outcome(None), _ms(started), f"{type(exc).__name__}: {exc}", None)
-    text = response.content[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+    raise AssertionError("targets() returns at least one address")
+
+
+async def _post(
+    runtime: Runtime,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    extensions: dict[str, str],
+    started: float,
+) -> Sent:
+    """Send, and keep at most the first 2 KiB of the answer."""
+    request = runtime.http.build_request(
+        "POST", url, content=body, headers=headers, extensions=dict(extensions)
+    )
+    response = await runtime.http.send(request, stream=True)
+    try:
+        kept = bytearray()
+        async for chunk in response.aiter_raw():
+            kept.extend(chunk[: RESPONSE_BODY_LIMIT - len(kept)])
+            if len(kept) >= RESPONSE_BODY_LIMIT:
+                break
+    finally:
+        await response.aclose()
     outcome = Outcome(response.status_code, retry_after=response.headers.get("Retry-After"))
-    return Sent(outcome, _ms(started), None, text)
+    return Sent(outcome, _ms(started), None, kept.decode("utf-8", errors="replace"))
 
 
 async def record(
-    runtime: Runtime, owner: str, pk: int, attempt_number: int, sent: Sent, decision: Decision
+    runtime: Runtime, token: str, pk: int, attempt_number: int, sent: Sent, decision: Decision
 ) -> None:
-    now = datetime.now(UTC)
+    now = utcnow()
     async with transaction(runtime.sessions) as session:
-        note = await session.get(tables.Notification, pk)
+        note = await session.get(tables.Notification, pk, with_for_update=True)
         if note is None:
             return
         session.add(
@@ -175,6 +205,9 @@ async def record(
                 response_body=sent.response_body,
             )
         )
+        if note.lease_owner != token:
+            log.info("notification %s: lease lost; attempt recorded, outcome not applied", note.id)
+            return
         note.attempt_count = attempt_number
         note.last_status_code = sent.outcome.status_code
         note.lease_owner, note.lease_until = None, None
@@ -194,10 +227,10 @@ async def record(
                 .values(subscription_active=False)
             )
             log.warning(
-                "notification %s given up after %s attempts (%s); subscription deactivated",
+                "notification %s: %s after %s attempts; subscription deactivated",
                 note.id,
+                "given up" if decision.verdict is Verdict.GIVE_UP else "410 Gone",
                 attempt_number,
-                decision.verdict.name,
             )
 
 

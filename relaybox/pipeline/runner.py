@@ -19,6 +19,9 @@ from relaybox.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+Leased = tuple[int, str]
+"""A claimed row's key and the lease token that proves the claim."""
+
 PASS_CONCURRENCY = 8
 DELIVERY_CONCURRENCY = 32
 
@@ -59,32 +62,34 @@ class Workers:
                 await task
         self._tasks = []
 
-    async def _claim_passes(self, limit: int) -> list[int]:
+    async def _claim_passes(self, limit: int) -> list[Leased]:
         return await changes.claim(self.runtime, self.owner, limit)
 
-    async def _run_pass(self, instance_id: int) -> None:
-        await changes.ChangePass(self.runtime, self.owner, instance_id).run()
+    async def _run_pass(self, leased: Leased) -> None:
+        instance_id, token = leased
+        await changes.ChangePass(self.runtime, token, instance_id).run()
 
-    async def _claim_deliveries(self, limit: int) -> list[int]:
+    async def _claim_deliveries(self, limit: int) -> list[Leased]:
         return await delivery.claim(self.runtime, self.owner, limit)
 
-    async def _deliver(self, pk: int) -> None:
-        await delivery.deliver(self.runtime, self.owner, pk)
+    async def _deliver(self, leased: Leased) -> None:
+        pk, token = leased
+        await delivery.deliver(self.runtime, token, pk)
 
     async def _loop(
         self,
         name: str,
         wake: asyncio.Event,
         concurrency: int,
-        claim: Callable[[int], Awaitable[list[int]]],
-        run: Callable[[int], Awaitable[None]],
+        claim: Callable[[int], Awaitable[list[Leased]]],
+        run: Callable[[Leased], Awaitable[None]],
     ) -> None:
         running: set[asyncio.Task[None]] = set()
         poll = self.runtime.settings.worker_poll_seconds
         while not self._stopping.is_set():
             wake.clear()
             free = concurrency - len(running)
-            claimed: list[int] = []
+            claimed: list[Leased] = []
             if free > 0:
                 try:
                     claimed = await claim(free)
@@ -105,7 +110,7 @@ class Workers:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _guard(
-        self, name: str, run: Callable[[int], Awaitable[None]], item: int, wake: asyncio.Event
+        self, name: str, run: Callable[[Leased], Awaitable[None]], item: Leased, wake: asyncio.Event
     ) -> None:
         try:
             await run(item)

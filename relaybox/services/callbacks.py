@@ -1,6 +1,6 @@
 """Callback URL checks that need the network: DNS resolution against the SSRF guard.
 
-`check_public` is the configuration-time check. `pin` is the connect-time one: it resolves
+`check_public` is the configuration-time check. `targets` is the connect-time one: it resolves
 the host, refuses non-public addresses, and returns a request aimed at the very address it
 checked (Host header and TLS SNI keep the original name), so a DNS answer that changes
 between the check and the connection (rebinding) cannot redirect a delivery.
@@ -24,7 +24,7 @@ async def resolve(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise InvalidCallbackURL(f"callback URL host {host!r} does not resolve: {exc}") from exc
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # resolver order, no repeats
 
 
 async def check_public(url: str, *, allow_private: bool) -> None:
@@ -44,21 +44,27 @@ class Pinned:
     extensions: dict[str, str] = field(default_factory=dict)
 
 
-async def pin(url: str, *, allow_private: bool) -> Pinned:
+async def targets(url: str, *, allow_private: bool) -> list[Pinned]:
+    """Where to connect for `url`: every resolved address, each checked, in resolver order."""
     host, port = check_callback_url(url)
     if allow_private:
-        return Pinned(url)
+        return [Pinned(url)]
     addresses = await resolve(host, port)
     check_resolved(host, addresses)
-    address = ipaddress.ip_address(addresses[0])
-    literal = f"[{address}]" if address.version == 6 else str(address)
     parts = urlsplit(url)
     default_port = 443 if parts.scheme == "https" else 80
-    host_header = host if port == default_port else f"{host}:{port}"
-    if ":" in host and port == default_port:
-        host_header = f"[{host}]"
-    elif ":" in host:
-        host_header = f"[{host}]:{port}"
-    pinned = parts._replace(netloc=f"{literal}:{port}").geturl()
+    shown_host = f"[{host}]" if ":" in host else host
+    host_header = shown_host if port == default_port else f"{shown_host}:{port}"
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return Pinned(pinned, {"Host": host_header}, extensions)
+    pinned = []
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        literal = f"[{ip}]" if ip.version == 6 else str(ip)
+        pinned.append(
+            Pinned(
+                parts._replace(netloc=f"{literal}:{port}").geturl(),
+                {"Host": host_header},
+                extensions,
+            )
+        )
+    return pinned

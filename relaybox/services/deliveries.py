@@ -8,8 +8,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.core.clock import utcnow
+from relaybox.core.errors import NotFound
 from relaybox.runtime import Runtime
-from relaybox.services.instances import InstanceService, NotFound
+from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
 

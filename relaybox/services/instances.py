@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
 from relaybox.core.clock import iso
-from relaybox.core.errors import InvalidInput, ProviderError, RelayboxError
+from relaybox.core.errors import Conflict, InvalidInput, NotFound, ProviderError
 from relaybox.core.instance_config import InstanceConfig, parse_config
 from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
@@ -32,14 +32,6 @@ ELEMENTS = frozenset({"dropbox"})
 MAX_NAME = 200
 MAX_TAGS = 50
 MAX_TAG = 100
-
-
-class NotFound(RelayboxError):
-    """No such object for this caller (another organization's objects are not found either)."""
-
-
-class Conflict(RelayboxError):
-    """The request clashes with the current state (for example a duplicate name)."""
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from relaybox.core.clock import utcnow
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -108,6 +106,8 @@ class Instance(Base):
     sync_done: Mapped[int] = mapped_column(Integer, default=0)
     sync_notification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sync_not_before: Mapped[datetime | None]
+    # Consecutive failed passes (provider errors): the back-off before the next one grows.
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     subscription_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -160,7 +160,6 @@ class Notification(Base):
     id: Mapped[str] = mapped_column(String(64), unique=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    callback_url: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     event_count: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")

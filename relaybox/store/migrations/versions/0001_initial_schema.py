@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("sync_done", sa.Integer(), nullable=False),
         sa.Column("sync_notification", sa.JSON(), nullable=True),
         sa.Column("sync_not_before", sa.DateTime(), nullable=True),
+        sa.Column("sync_failures", sa.Integer(), nullable=False),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_until", sa.DateTime(), nullable=True),
         sa.Column("subscription_active", sa.Boolean(), nullable=False),
@@ -137,7 +138,6 @@ def upgrade() -> None:
             "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("org_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("callback_url", sa.Text(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("event_count", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
