@@ -81,8 +81,9 @@ def create_app(
             async with runtime.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             current = await migrations_current(runtime.engine)
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        except Exception:
+            log.exception("readiness check failed")
+            return JSONResponse({"status": "database unavailable"}, status_code=503)
         if not current:
             return JSONResponse({"status": "migrations pending"}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,9 +31,9 @@ SANDBOX_EMAIL = "demo@example.com"
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from relaybox import logs
+
+    logs.configure()
 
 
 @app.command()

@@ -38,6 +38,8 @@ class Runtime:
     dropbox: DropboxClient
     http: httpx.AsyncClient
     wakeups: Wakeups
+    # Decrypted webhook app secrets by ciphertext (Fernet is slow next to an HMAC check).
+    app_secrets: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:

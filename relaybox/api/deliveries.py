@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.api.auth import Caller
-from relaybox.api.deps import runtime_of
+from relaybox.api.deps import RowId, runtime_of
 from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
@@ -58,7 +58,7 @@ async def describe_delivery(session: AsyncSession, note: tables.Notification) ->
 
 @router.get("/{instance_id}/deliveries")
 async def deliveries(
-    instance_id: int,
+    instance_id: RowId,
     request: Request,
     principal: Caller,
     response: Response,
@@ -87,7 +87,7 @@ async def deliveries(
 
 @router.post("/{instance_id}/deliveries/redeliver")
 async def redeliver_many(
-    instance_id: int,
+    instance_id: RowId,
     request: Request,
     principal: Caller,
     since: datetime | None = None,
@@ -105,7 +105,7 @@ async def redeliver_many(
 
 @router.post("/{instance_id}/deliveries/{delivery_id}/redeliver")
 async def redeliver_one(
-    instance_id: int, delivery_id: str, request: Request, principal: Caller
+    instance_id: RowId, delivery_id: str, request: Request, principal: Caller
 ) -> dict[str, Any]:
     """Send one notification again, with the same id and body."""
     own_instance(principal, instance_id)
@@ -115,7 +115,7 @@ async def redeliver_one(
 
 @router.put("/{instance_id}/events/subscription")
 async def subscription(
-    instance_id: int, body: Subscription, request: Request, principal: Caller
+    instance_id: RowId, body: Subscription, request: Request, principal: Caller
 ) -> dict[str, Any]:
     """Re-activate (or pause) deliveries; queued notifications then drain in order."""
     own_instance(principal, instance_id)

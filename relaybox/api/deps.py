@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Request
 
 from relaybox.api.errors import ApiError
 from relaybox.runtime import Runtime
+
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""A database id in a URL path: bounded, so a huge number is a 400 and not an overflow."""
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -24,3 +28,5 @@ async def json_body(request: Request) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"body: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ApiError(400, "body: JSON nested too deeply") from None

@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deliveries import describe_delivery
-from relaybox.api.deps import runtime_of
+from relaybox.api.deps import RowId, runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
@@ -103,7 +103,7 @@ async def organization_events(
 
 
 @router.get("/events/{event_id}")
-async def one_event(event_id: int, request: Request, principal: Caller) -> dict[str, Any]:
+async def one_event(event_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
     """One event with the notification that carries it and its attempts."""
     async with transaction(runtime_of(request).sessions) as session:
         event = await session.get(tables.Event, event_id)
@@ -119,7 +119,7 @@ async def one_event(event_id: int, request: Request, principal: Caller) -> dict[
 
 @router.get("/{instance_id}/events")
 async def instance_events(
-    instance_id: int,
+    instance_id: RowId,
     request: Request,
     principal: Caller,
     response: Response,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from relaybox.api.auth import Caller, Principal
-from relaybox.api.deps import json_body, runtime_of
+from relaybox.api.deps import RowId, json_body, runtime_of
 from relaybox.core.errors import NotFound
 from relaybox.services.instances import InstanceService
 from relaybox.store.db import transaction
@@ -40,7 +40,7 @@ async def list_instances(request: Request, principal: Caller) -> list[dict[str, 
 
 
 @router.get("/{instance_id}")
-async def get_instance(instance_id: int, request: Request, principal: Caller) -> dict[str, Any]:
+async def get_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
     own_instance(principal, instance_id)
     service = InstanceService(runtime_of(request))
     async with transaction(service.runtime.sessions) as session:
@@ -48,7 +48,7 @@ async def get_instance(instance_id: int, request: Request, principal: Caller) ->
 
 
 @router.patch("/{instance_id}")
-async def patch_instance(instance_id: int, request: Request, principal: Caller) -> dict[str, Any]:
+async def patch_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
     """Partial update of name, tags and configuration."""
     own_instance(principal, instance_id)
     service = InstanceService(runtime_of(request))
@@ -59,7 +59,7 @@ async def patch_instance(instance_id: int, request: Request, principal: Caller) 
 
 @router.put("/{instance_id}")
 async def reauthenticate_instance(
-    instance_id: int, request: Request, principal: Caller
+    instance_id: RowId, request: Request, principal: Caller
 ) -> dict[str, Any]:
     """Re-authenticate with a new `providerData.code` (and optionally new configuration)."""
     own_instance(principal, instance_id)
@@ -70,7 +70,7 @@ async def reauthenticate_instance(
 
 
 @router.delete("/{instance_id}", status_code=200)
-async def delete_instance(instance_id: int, request: Request, principal: Caller) -> Response:
+async def delete_instance(instance_id: RowId, request: Request, principal: Caller) -> Response:
     """Revoke the Dropbox token, stop events, erase the instance and its secrets."""
     own_instance(principal, instance_id)
     await InstanceService(runtime_of(request)).delete(principal.org_id, instance_id)

@@ -26,6 +26,9 @@ def decode_page(token: str | None) -> int | None:
         text = base64.urlsafe_b64decode(token.encode()).decode()
         if not text.startswith("id:"):
             raise ValueError(text)
-        return int(text[3:])
+        value = int(text[3:])
+        if not 0 < value <= 2**63 - 1:
+            raise ValueError(text)
+        return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ApiError(400, "nextPage: not a page token from this server") from None

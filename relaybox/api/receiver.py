@@ -62,7 +62,7 @@ async def receive(element_key: str, request: Request) -> Response:
         raise ApiError(403, f"{verifier.signature_header}: signature does not match")
     try:
         notification = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "body: not valid JSON") from None
     accounts = set(verifier.accounts(notification))
     targets = [instance_id for instance_id, account in matched.items() if account in accounts]
@@ -106,14 +106,16 @@ async def _matching_instances(
     return matched
 
 
-_secret_cache: dict[str, str | None] = {}
-
-
 def _app_secret(runtime: Runtime, secrets_enc: str) -> str | None:
-    """The decrypted app secret, cached by ciphertext (Fernet is slow next to HMAC)."""
-    if secrets_enc not in _secret_cache:
-        if len(_secret_cache) > 10_000:
-            _secret_cache.clear()
-        secret = runtime.box.decrypt_json(secrets_enc).get("oauth.api.secret")
-        _secret_cache[secrets_enc] = str(secret) if secret else None
-    return _secret_cache[secrets_enc]
+    """The decrypted app secret of one instance, cached by its ciphertext."""
+    cache = runtime.app_secrets
+    if secrets_enc not in cache:
+        if len(cache) > 10_000:
+            cache.clear()
+        try:
+            secret = runtime.box.decrypt_json(secrets_enc).get("oauth.api.secret")
+        except ValueError:
+            log.error("an instance's secrets cannot be decrypted with the configured key")
+            secret = None
+        cache[secrets_enc] = str(secret) if secret else None
+    return cache[secrets_enc]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
-from relaybox.core.clock import iso
+from relaybox.core.clock import iso, utcnow
 from relaybox.core.errors import Conflict, InvalidInput, NotFound, ProviderError
 from relaybox.core.instance_config import InstanceConfig, parse_config
 from relaybox.crypto import new_secret, secret_hash
@@ -200,37 +199,38 @@ class InstanceService:
         config = parse_config(request.configuration, base=creds.config)
         if request.configuration and "event.notification.callback.url" in request.configuration:
             await self._check_callback(config)
-        tokens = TokenSet(
-            creds.access_token or config.access_token or "",
-            creds.refresh_token,
-            row.access_token_expires_at,
-            row.account_id,
-        )
+        new_tokens: TokenSet | None = None
         if reauth:
             if config.auth_type == "oauth2" and not request.code:
                 raise InvalidInput(
                     "providerData.code is required to re-authenticate", field="providerData.code"
                 )
-            tokens = await self._authenticate(config, request.code)
-            account = await self._account(tokens.access_token)
+            new_tokens = await self._authenticate(config, request.code)
+            account = await self._account(new_tokens.access_token)
             if row.account_id and account != row.account_id:
                 raise InvalidInput(
                     "the code belongs to another Dropbox account than this instance's",
                     field="providerData.code",
                 )
-        elif (
-            config.auth_type == "apiKey"
-            and request.configuration
-            and ("dropbox.access_token" in request.configuration)
-        ):
-            tokens = TokenSet(config.access_token or "", None, None, row.account_id)
-        cursor, reindex = row.cursor, False
-        listing: list[dict[str, Any]] = []
-        if config.events_enabled and not row.cursor:
-            cursor, listing = await self._index(tokens.access_token)
-            reindex = True
+        elif config.auth_type == "apiKey" and config.access_token != creds.config.access_token:
+            new_tokens = TokenSet(config.access_token or "", None, None, row.account_id)
+        # Enabling events starts from now, as on create: a fresh listing and its cursor.
+        enabling = config.events_enabled and (not row.events_enabled or not row.cursor)
+        fresh: tuple[str, list[dict[str, Any]]] | None = None
+        if enabling:
+            access = (
+                new_tokens.access_token
+                if new_tokens
+                else (creds.access_token or config.access_token or "")
+            )
+            fresh = await self._index(access)
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
+            # Re-read the stored tokens: a pass may have refreshed them meanwhile.
+            current = self.credentials(row)
+            tokens = new_tokens or TokenSet(
+                current.access_token or "", current.refresh_token, None, row.account_id
+            )
             if request.name is not None:
                 row.name = request.name
             if request.tags is not None:
@@ -241,13 +241,14 @@ class InstanceService:
             row.events_enabled = config.events_enabled
             row.vendor_type = config.vendor_type
             row.ordered = config.ordered
-            row.cursor = cursor
-            row.access_token_expires_at = tokens.expires_at
+            if new_tokens is not None:
+                row.access_token_expires_at = new_tokens.expires_at
             if reauth:
                 row.valid, row.status_message = True, None
-            if reindex:
-                await replace_index(session, row.id, listing)
-            row.updated_at = datetime.now(UTC)
+            if fresh is not None:
+                row.cursor = fresh[0]
+                await replace_index(session, row.id, fresh[1])
+            row.updated_at = utcnow()
         self.runtime.wakeups.changes.set()
         return row
 

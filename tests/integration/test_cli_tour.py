@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,8 +34,16 @@ def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 30
     raise AssertionError(f"{pattern!r} never appeared in:\n" + "\n".join(lines))
 
 
+@dataclass
+class Server:
+    base: str
+    lines: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, list[str], dict[str, str]]]:
+def server(tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     env = {
         **os.environ,
@@ -53,16 +62,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, list[str], dict[str, str]]]:
     )
     try:
         lines = read_until(process, r"Application startup complete")
-        yield f"http://127.0.0.1:{port}", lines, env
+        yield Server(f"http://127.0.0.1:{port}", lines, env, process)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def test_serve_sandbox_serves_api_docs_and_sandbox(
-    server: tuple[str, list[str], dict[str, str]],
-) -> None:
-    base, lines, _ = server
+def test_serve_sandbox_serves_api_docs_and_sandbox(server: Server) -> None:
+    base, lines = server.base, server.lines
     output = "\n".join(lines)
     assert re.search(r"Authorization: User \S+, Organization \S+", output)
     assert "app key:    relaybox-sandbox-app" in output
@@ -73,8 +80,8 @@ def test_serve_sandbox_serves_api_docs_and_sandbox(
     assert "/elements/api-v2/instances" in paths
 
 
-def test_demo_prints_signed_events(server: tuple[str, list[str], dict[str, str]]) -> None:
-    base, lines, env = server
+def test_demo_prints_signed_events(server: Server) -> None:
+    base, lines, env = server.base, server.lines, server.env
     auth = re.search(r"Authorization: (User \S+, Organization \S+)", "\n".join(lines))
     assert auth is not None
     demo = subprocess.Popen(
@@ -111,3 +118,8 @@ def test_demo_prints_signed_events(server: tuple[str, list[str], dict[str, str]]
     ]
     assert "->" in events[3]
     assert all(line.endswith("signature ok") for line in events)
+    app_secret = re.search(r"app secret: (\S+)", "\n".join(lines))
+    assert app_secret is not None
+    logged = read_until(server.process, r"oauth/url")
+    assert "apiSecret=***" in logged[-1]
+    assert app_secret.group(1) not in "\n".join(logged), "secrets stay out of the access log"

@@ -166,3 +166,58 @@ async def test_instance_token_reaches_only_its_instance(stack: Stack) -> None:
     assert other.status_code == 404
     listed = await stack.http.get(f"{stack.api}/instances", headers=element_auth)
     assert [i["id"] for i in listed.json()] == [first["id"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content"),
+    [
+        ("GET", "/instances/99999999999999999999", None),
+        ("GET", "/instances/0", None),
+        ("GET", "/instances/events/99999999999999999999", None),
+        ("GET", "/instances/events?nextPage=aWQ6OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", None),
+        ("GET", "/instances/events?pageSize=100000", None),
+        ("POST", "/instances", b"[" * 200_000),
+        ("PATCH", "/instances/1", b'{"tags": "x"' + b"}" * 5),
+        ("PUT", "/instances/1/events/subscription", b'{"active": "perhaps"}'),
+    ],
+)
+async def test_hostile_input_is_a_400_never_a_500(
+    stack: Stack, method: str, path: str, content: bytes | None
+) -> None:
+    answer = await stack.http.request(method, f"{stack.api}{path}", content=content, headers=AUTH)
+    assert answer.status_code in (400, 404), answer.text
+    assert answer.json()["message"]
+
+
+async def test_invalid_whsec_signature_key_is_refused(stack: Stack) -> None:
+    code = await stack.authorize_in_browser(await stack.new_account("w@example.com"))
+    body = create_body(code, **{"event.notification.signature.key": "whsec_not base64!"})
+    answer = await stack.http.post(f"{stack.api}/instances", json=body, headers=AUTH)
+    assert answer.status_code == 400
+    assert "event.notification.signature.key" in answer.json()["message"]
+
+
+async def test_enabling_events_starts_from_now(stack: Stack) -> None:
+    account = await stack.new_account("later@example.com")
+    code = await stack.authorize_in_browser(account)
+    created = await stack.http.post(f"{stack.api}/instances", json=create_body(code), headers=AUTH)
+    assert created.status_code == 200 and created.json()["eventsEnabled"] is False
+    await stack.upload(account, "/before.txt", b"made while events were off")
+    enabled = await stack.http.patch(
+        f"{stack.api}/instances/{created.json()['id']}",
+        json={
+            "configuration": {
+                "event.notification.enabled": "true",
+                "event.notification.callback.url": stack.callback_url,
+            }
+        },
+        headers=AUTH,
+    )
+    assert enabled.status_code == 200 and enabled.json()["eventsEnabled"] is True
+    await stack.upload(account, "/before.txt", b"edited after")
+    await stack.upload(account, "/after.txt", b"new")
+    await stack.receiver.wait_for(lambda r: len(r.events()) >= 2)
+    assert [(e["eventType"], e["path"]) for e in stack.receiver.events()] == [
+        ("UPDATED", "/before.txt"),
+        ("CREATED", "/after.txt"),
+    ]
