@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     delivery_timeout: float = Field(default=15.0, gt=0)
     max_in_flight: int = Field(default=8, ge=1)
     min_poll_interval: float = Field(default=60.0, ge=0)
+    # First back-off, in seconds, when Dropbox answers 5xx or cannot be reached.
+    dropbox_retry_base: float = Field(default=1.0, ge=0)
 
     # How often idle workers look for work that another process may have written.
     worker_poll_seconds: float = Field(default=1.0, gt=0)

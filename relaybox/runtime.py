@@ -63,7 +63,7 @@ class Runtime:
             engine=engine,
             sessions=db.session_factory(engine),
             box=SecretBox(*[k.strip() for k in key.split(",") if k.strip()]),
-            dropbox=DropboxClient(urls, http),
+            dropbox=DropboxClient(urls, http, retry_base=settings.dropbox_retry_base),
             http=http,
             wakeups=Wakeups(),
         )

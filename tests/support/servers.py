@@ -103,3 +103,30 @@ class CallbackReceiver:
                 await self.arrived.wait()
 
         await asyncio.wait_for(loop(), timeout)
+
+
+@dataclass
+class RequestLog:
+    """Wraps an ASGI app and records (monotonic time, method, path, status) of each request."""
+
+    app: ASGIApp
+    calls: list[tuple[float, str, str, int]] = field(default_factory=list)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def recording_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        started = asyncio.get_running_loop().time()
+        await self.app(scope, receive, recording_send)
+        self.calls.append((started, scope["method"], scope["path"], status))
+
+    def of(self, path: str) -> list[tuple[float, int]]:
+        return [(at, status) for at, _, p, status in self.calls if p == path]

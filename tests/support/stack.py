@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from relaybox.app import create_app
 from relaybox.config import Settings
 from relaybox.sandbox.app import create_app as create_sandbox
-from tests.support.servers import CallbackReceiver, free_port, serving
+from tests.support.servers import CallbackReceiver, RequestLog, free_port, serving
 
 APP_KEY = "test-app-key"
 APP_SECRET = "test-app-secret"
@@ -36,6 +36,7 @@ class Stack:
     http: httpx.AsyncClient
     settings: Settings
     sandbox_app: Any
+    sandbox_log: RequestLog | None = None
 
     @property
     def api(self) -> str:
@@ -163,9 +164,10 @@ async def running_stack(
 ) -> AsyncIterator[Stack]:
     receiver = CallbackReceiver()
     sandbox_app = create_sandbox(webhook_delay=webhook_delay)
+    sandbox_log = RequestLog(sandbox_app)
     relaybox_port = free_port()
     relaybox_url = f"http://127.0.0.1:{relaybox_port}"
-    async with serving(sandbox_app) as sandbox_url, serving(receiver.app()) as receiver_url:
+    async with serving(sandbox_log) as sandbox_url, serving(receiver.app()) as receiver_url:
         settings = relaybox_settings(tmp_path, database_url, sandbox_url, relaybox_url, **extra)
         async with (
             serving(create_app(settings), port=relaybox_port),
@@ -179,6 +181,7 @@ async def running_stack(
                 http,
                 settings,
                 sandbox_app,
+                sandbox_log,
             )
             await stack.control(
                 "POST",

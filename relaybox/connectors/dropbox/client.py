@@ -15,8 +15,10 @@ Dropbox's answers are mapped onto `relaybox.core.errors` (SPEC section 3):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,11 +66,27 @@ def authorize_url(
 
 
 class DropboxClient:
-    """Calls Dropbox with a given access token; knows nothing of instances or storage."""
+    """Calls Dropbox with a given access token; knows nothing of instances or storage.
 
-    def __init__(self, urls: DropboxURLs, http: httpx.AsyncClient) -> None:
+    A 5xx answer or a lost connection is retried within the call with jittered exponential
+    back-off (`retry_base` seconds, doubled per try, `retries` times) before it is raised as
+    `ProviderUnavailable`; every other error is raised at once.
+    """
+
+    def __init__(
+        self,
+        urls: DropboxURLs,
+        http: httpx.AsyncClient,
+        *,
+        retry_base: float = 1.0,
+        retries: int = 3,
+        rng: random.Random | None = None,
+    ) -> None:
         self.urls = urls
         self.http = http
+        self.retry_base = retry_base
+        self.retries = retries
+        self._rng = rng or random.SystemRandom()
 
     # --- OAuth ---------------------------------------------------------------------
 
@@ -92,6 +110,11 @@ class DropboxClient:
     async def _token(self, form: dict[str, str], app_key: str, app_secret: str) -> TokenSet:
         form = {**form, "client_id": app_key, "client_secret": app_secret}
         response = await self._send("POST", f"{self.urls.api}/oauth2/token", data=form)
+        for attempt in range(self.retries):
+            if response.status_code < 500:
+                break
+            await self._pause(attempt)
+            response = await self._send("POST", f"{self.urls.api}/oauth2/token", data=form)
         if response.status_code == 400:
             body = _json_or_none(response)
             error = str(body.get("error", "")) if body else ""
@@ -133,25 +156,35 @@ class DropboxClient:
 
     async def longpoll(self, cursor: str, wait_seconds: int) -> dict[str, Any]:
         """Wait for changes after `cursor` (notify host, no Authorization header)."""
-        response = await self._send(
-            "POST",
+        return await self._call(
+            "files/list_folder/longpoll",
             f"{self.urls.notify}/2/files/list_folder/longpoll",
             json={"cursor": cursor, "timeout": wait_seconds},
             timeout=wait_seconds + 30,
         )
-        return self._check(response, "files/list_folder/longpoll")
 
     async def rpc(
         self, route: str, args: dict[str, Any] | None, access_token: str
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {access_token}"}
+        url = f"{self.urls.api}/2/{route}"
         if args is None:
-            response = await self._send("POST", f"{self.urls.api}/2/{route}", headers=headers)
-        else:
-            response = await self._send(
-                "POST", f"{self.urls.api}/2/{route}", headers=headers, json=args
-            )
-        return self._check(response, route)
+            return await self._call(route, url, headers=headers)
+        return await self._call(route, url, headers=headers, json=args)
+
+    async def _call(self, route: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """POST, retrying server errors and lost connections with back-off."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._check(await self._send("POST", url, **kwargs), route)
+            except ProviderUnavailable:
+                if attempt == self.retries:
+                    raise
+            await self._pause(attempt)
+        raise AssertionError("unreachable")
+
+    async def _pause(self, attempt: int) -> None:
+        await asyncio.sleep(self.retry_base * 2**attempt * self._rng.uniform(0.5, 1.5))
 
     # --- plumbing ------------------------------------------------------------------
 
