@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     delivery_timeout: float = Field(default=15.0, gt=0)
     max_in_flight: int = Field(default=8, ge=1)
     min_poll_interval: float = Field(default=60.0, ge=0)
+    # An account with more entries than this is indexed in the background (`indexing: true`).
+    index_foreground_limit: int = Field(default=10_000, ge=1)
+    # Entries per Dropbox listing page (Dropbox allows up to 2000).
+    dropbox_page_limit: int = Field(default=2000, ge=1, le=2000)
     # First back-off, in seconds, when Dropbox answers 5xx or cannot be reached.
     dropbox_retry_base: float = Field(default=1.0, ge=0)
 

@@ -63,7 +63,12 @@ class Runtime:
             engine=engine,
             sessions=db.session_factory(engine),
             box=SecretBox(*[k.strip() for k in key.split(",") if k.strip()]),
-            dropbox=DropboxClient(urls, http, retry_base=settings.dropbox_retry_base),
+            dropbox=DropboxClient(
+                urls,
+                http,
+                retry_base=settings.dropbox_retry_base,
+                page_limit=settings.dropbox_page_limit,
+            ),
             http=http,
             wakeups=Wakeups(),
         )

@@ -67,7 +67,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int
         candidates = await session.scalars(
             select(instance.id)
             .where(
-                instance.sync_requested > instance.sync_done,
+                or_(instance.sync_requested > instance.sync_done, instance.indexing.is_(True)),
                 instance.events_enabled.is_(True),
                 instance.valid.is_(True),
                 instance.disabled.is_(False),
@@ -184,8 +184,12 @@ class ChangePass:
                 index = await index_store.load_for(session, row.id, fetched.entries)
                 changes = normalize(fetched.entries, index)
             await index_store.apply(session, row.id, changes)
+            indexing = row.indexing  # still reading the initial listing: no events yet
+            if not has_more:
+                row.indexing = False
             if (
-                changes.events
+                not indexing
+                and changes.events
                 and row.events_enabled
                 and row.configuration.get("event.notification.callback.url")
             ):

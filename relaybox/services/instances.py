@@ -34,6 +34,15 @@ MAX_TAG = 100
 
 
 @dataclass(frozen=True)
+class Listing:
+    """The start of an account's index: entries read so far and the cursor after them."""
+
+    cursor: str
+    entries: list[dict[str, Any]]
+    complete: bool
+
+
+@dataclass(frozen=True)
 class Credentials:
     """An instance's decrypted secrets."""
 
@@ -155,10 +164,7 @@ class InstanceService:
             await self._check_name_free(session, org_id, request.name or "", None)
         tokens = await self._authenticate(config, request.code)
         account = await self._account(tokens.access_token)
-        cursor: str | None = None
-        listing: list[dict[str, Any]] = []
-        if config.events_enabled:
-            cursor, listing = await self._index(tokens.access_token)
+        listing = await self._index(tokens.access_token) if config.events_enabled else None
         token = new_secret()
         row = tables.Instance(
             org_id=org_id,
@@ -174,14 +180,16 @@ class InstanceService:
             events_enabled=config.events_enabled,
             vendor_type=config.vendor_type,
             ordered=config.ordered,
-            cursor=cursor,
+            cursor=listing.cursor if listing else None,
+            indexing=bool(listing and not listing.complete),
+            sync_requested=1 if listing and not listing.complete else 0,
             access_token_expires_at=tokens.expires_at,
         )
         try:
             async with transaction(self.runtime.sessions) as session:
                 session.add(row)
                 await session.flush()
-                await replace_index(session, row.id, listing)
+                await replace_index(session, row.id, listing.entries if listing else [])
         except IntegrityError:
             raise Conflict(f"an instance named {request.name!r} already exists") from None
         log.info("created instance %s (%s) for account %s", row.id, row.element_key, account)
@@ -216,7 +224,7 @@ class InstanceService:
             new_tokens = TokenSet(config.access_token or "", None, None, row.account_id)
         # Enabling events starts from now, as on create: a fresh listing and its cursor.
         enabling = config.events_enabled and (not row.events_enabled or not row.cursor)
-        fresh: tuple[str, list[dict[str, Any]]] | None = None
+        fresh: Listing | None = None
         if enabling:
             access = (
                 new_tokens.access_token
@@ -246,8 +254,11 @@ class InstanceService:
             if reauth:
                 row.valid, row.status_message = True, None
             if fresh is not None:
-                row.cursor = fresh[0]
-                await replace_index(session, row.id, fresh[1])
+                row.cursor = fresh.cursor
+                row.indexing = not fresh.complete
+                if row.indexing:
+                    row.sync_requested += 1
+                await replace_index(session, row.id, fresh.entries)
             row.updated_at = utcnow()
         self.runtime.wakeups.changes.set()
         return row
@@ -312,24 +323,27 @@ class InstanceService:
             ) from None
         return str(account["account_id"])
 
-    async def _index(self, access_token: str) -> tuple[str, list[dict[str, Any]]]:
-        """List the whole account; the listing's own cursor is where events start.
+    async def _index(self, access_token: str) -> Listing:
+        """List the account; the listing's own cursor is where events start.
 
-        The final cursor of a listing is exactly consistent with it, so nothing changed
-        while listing is missed and nothing listed is reported again as new.
+        A listing's cursor stands at the moment the listing began, so what changes while
+        it is read comes afterwards as events: nothing is missed, nothing listed is
+        reported as new. Past `index_foreground_limit` entries the rest of the listing is
+        read by the workers (`indexing: true`), continuing from the page cursor.
         """
         client = self.runtime.dropbox
+        limit = self.runtime.settings.index_foreground_limit
         try:
             page = await client.list_folder(access_token)
             entries = list(page["entries"])
-            while page.get("has_more"):
+            while page.get("has_more") and len(entries) < limit:
                 page = await client.list_folder_continue(access_token, page["cursor"])
                 entries.extend(page["entries"])
         except ProviderError as exc:
             raise InvalidInput(
                 f"Dropbox refused listing the account: {exc.message}", field="providerData.code"
             ) from None
-        return str(page["cursor"]), entries
+        return Listing(str(page["cursor"]), entries, complete=not page.get("has_more"))
 
     def _seal(self, config: InstanceConfig, tokens: TokenSet) -> str:
         secrets: dict[str, Any] = dict(config.secrets())

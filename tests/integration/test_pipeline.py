@@ -59,3 +59,35 @@ async def test_failed_attempts_are_retried_with_the_same_id_and_listed(
         assert all(a["latencyMs"] >= 0 and a["date"] for a in listed[0]["attempts"])
         await asyncio.sleep(0.5)
         assert len(stack.receiver.received) == 4, "nothing is sent after success"
+
+
+async def test_large_accounts_are_indexed_in_the_background(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(
+        tmp_path, database_url, index_foreground_limit=5, dropbox_page_limit=3
+    ) as stack:
+        account = await stack.new_account("big@example.com")
+        for n in range(20):
+            await stack.upload(account, f"/old/{n:02}.txt", b"x")
+        instance = await stack.connect(account)
+        assert instance["indexing"] is True
+
+        async def indexed() -> bool:
+            while True:
+                answer = await stack.http.get(
+                    f"{stack.api}/instances/{instance['id']}", headers=AUTH
+                )
+                if answer.json()["indexing"] is False:
+                    return True
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(indexed(), 10)
+        await stack.upload(account, "/old/07.txt", b"edited")
+        await stack.upload(account, "/new.txt", b"new")
+        await stack.receiver.wait_for(lambda r: len(r.events()) >= 2)
+        await asyncio.sleep(0.3)
+        assert sorted((e["eventType"], e["path"]) for e in stack.receiver.events()) == [
+            ("CREATED", "/new.txt"),
+            ("UPDATED", "/old/07.txt"),
+        ], "the listed account produced no events; it was indexed"

@@ -80,12 +80,14 @@ class DropboxClient:
         *,
         retry_base: float = 1.0,
         retries: int = 3,
+        page_limit: int = 2000,
         rng: random.Random | None = None,
     ) -> None:
         self.urls = urls
         self.http = http
         self.retry_base = retry_base
         self.retries = retries
+        self.page_limit = page_limit
         self._rng = rng or random.SystemRandom()
 
     # --- OAuth ---------------------------------------------------------------------
@@ -148,7 +150,7 @@ class DropboxClient:
         return str(data["cursor"])
 
     async def list_folder(self, access_token: str) -> dict[str, Any]:
-        args = {"path": "", "recursive": True, "include_deleted": False, "limit": 2000}
+        args = {"path": "", "recursive": True, "include_deleted": False, "limit": self.page_limit}
         return await self.rpc("files/list_folder", args, access_token)
 
     async def list_folder_continue(self, access_token: str, cursor: str) -> dict[str, Any]:
