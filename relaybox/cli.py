@@ -239,3 +239,77 @@ def create_user(
         typer.echo(f"User {created.user_secret}")
 
     asyncio.run(run())
+
+
+@admin_app.command("list-orgs")
+def list_orgs() -> None:
+    """List organizations: id, name, number of users and instances (never secrets)."""
+
+    async def run() -> None:
+        from relaybox.runtime import Runtime
+        from relaybox.services.orgs import list_orgs as listing
+
+        runtime = await Runtime.start(Settings())
+        try:
+            for org in await listing(runtime):
+                typer.echo(f"{org.id}\t{org.name}\tusers={org.users}\tinstances={org.instances}")
+        finally:
+            await runtime.close()
+
+    asyncio.run(run())
+
+
+@admin_app.command("generate-key")
+def generate_key() -> None:
+    """Print a fresh secret key (for RELAYBOX_SECRET_KEY; see docs/operations.md)."""
+    from relaybox.crypto import generate_key as generate
+
+    typer.echo(generate())
+
+
+@admin_app.command("rotate-key")
+def rotate_key(
+    retire_old: Annotated[
+        bool,
+        typer.Option("--retire-old", help="After a rotation: drop every key but the first one."),
+    ] = False,
+) -> None:
+    """Re-encrypt every stored secret under a new key, without downtime (docs/operations.md).
+
+    With the key file (no RELAYBOX_SECRET_KEY): generates a key, puts it first in the file
+    (running servers pick it up) and re-encrypts every row. With RELAYBOX_SECRET_KEY:
+    re-encrypts every row under the first key of that list.
+    """
+
+    async def run() -> None:
+        from relaybox.crypto import SecretBox
+        from relaybox.services import keys
+        from relaybox.store.db import create_engine, session_factory, upgrade
+
+        settings = Settings()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await upgrade(engine)
+            sessions = session_factory(engine)
+            box = SecretBox.load(settings.secret_key, settings.data_dir)
+            if retire_old:
+                done = await keys.retire_old_keys(sessions, box, box.key_file)
+            elif box.key_file is not None:
+                done = await keys.rotate_key_file(sessions, settings.data_dir)
+            else:
+                done = await keys.reencrypt_all(sessions, box)
+        finally:
+            await engine.dispose()
+        typer.echo(f"re-encrypted {done.rewritten} instances; {done.remaining} not yet rotated")
+        if done.new_key:
+            typer.echo(f"new key: {done.new_key}")
+            typer.echo(f"written first in {done.key_file} (old keys kept after it)")
+            typer.echo("to drop the old keys afterwards: relaybox admin rotate-key --retire-old")
+        elif retire_old and done.remaining == 0:
+            where = done.key_file or "RELAYBOX_SECRET_KEY (remove every key but the first)"
+            typer.echo(f"old keys retired: only the first key is needed now ({where})")
+        if done.remaining:
+            typer.echo("some instances are not rotated yet; run the command again", err=True)
+            raise typer.Exit(1)
+
+    asyncio.run(run())

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 KEY_FILE = "secret.key"
+# How often a box built from the key file looks at the file again (see `SecretBox`).
+RELOAD_SECONDS = 1.0
+
+
+def parse_keys(text: str) -> list[str]:
+    """A key list as configured: comma- or newline-separated, first key first."""
+    return [key.strip() for key in text.replace("\n", ",").split(",") if key.strip()]
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()
 
 
 def load_or_create_key(configured: str | None, data_dir: Path) -> str:
@@ -23,29 +36,104 @@ def load_or_create_key(configured: str | None, data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key().decode()
+    key = generate_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
 
 
-class SecretBox:
-    """Encrypts with the first key, decrypts with any (so keys can be rotated)."""
+def write_key_file(path: Path, keys: list[str]) -> None:
+    """Replace the key file atomically (mode 0600), so a reader sees the old or the new list."""
+    for key in keys:
+        Fernet(key.encode())  # refuse to write something that is not a key
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(",".join(keys) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
-    def __init__(self, *keys: str) -> None:
+
+class SecretBox:
+    """Encrypts with the first key, decrypts with any (so keys can be rotated).
+
+    A box built from the key file (`SecretBox.load` without a configured key) follows the
+    file: it looks at it again at most every `RELOAD_SECONDS` before encrypting or
+    decrypting, and at once when a token does not decrypt. So `relaybox admin rotate-key`,
+    which prepends a new key to the file and then re-encrypts the rows, never leaves a
+    running process unable to read a row, and within a second every process encrypts with
+    the new key (docs/operations.md).
+    """
+
+    def __init__(self, *keys: str, key_file: Path | None = None) -> None:
         if not keys:
             raise ValueError("at least one key is needed")
+        self.key_file = key_file
+        self._stamp = self._file_stamp()
+        self._checked = time.monotonic()
+        self._use(list(keys))
+
+    @classmethod
+    def load(cls, configured: str | None, data_dir: Path) -> SecretBox:
+        """The box for RELAYBOX_SECRET_KEY if set, else for the data dir's key file."""
+        keys = parse_keys(load_or_create_key(configured, data_dir))
+        return cls(*keys, key_file=None if configured else data_dir / KEY_FILE)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self._keys
+
+    def _use(self, keys: list[str]) -> None:
+        self._keys = tuple(keys)
+        self._primary = Fernet(keys[0].encode())
         self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
 
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        if self.key_file is None:
+            return None
+        try:
+            info = self.key_file.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def _refresh(self, *, force: bool = False) -> bool:
+        """Re-read the key file if it changed; True when the keys changed."""
+        if self.key_file is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._checked < RELOAD_SECONDS:
+            return False
+        self._checked = now
+        stamp = self._file_stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            keys = parse_keys(self.key_file.read_text())
+            if not keys or tuple(keys) == self._keys:
+                return False
+            self._use(keys)
+        except (OSError, ValueError):
+            return False  # a broken file: keep the keys we have
+        return True
+
     def encrypt(self, plaintext: str) -> str:
+        self._refresh()
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        self._refresh()
         try:
             return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken as exc:
-            raise ValueError("stored secret cannot be decrypted with the configured key") from exc
+        except InvalidToken:
+            pass
+        if self._refresh(force=True):
+            with contextlib.suppress(InvalidToken):
+                return self._fernet.decrypt(token.encode()).decode()
+        raise ValueError("stored secret cannot be decrypted with the configured key")
 
     def encrypt_json(self, value: dict[str, Any]) -> str:
         return self.encrypt(json.dumps(value, separators=(",", ":")))
@@ -56,9 +144,20 @@ class SecretBox:
             raise ValueError("stored secrets are not an object")
         return value
 
+    def under_primary(self, token: str) -> bool:
+        """Whether `token` decrypts with the first key alone (is already rotated)."""
+        try:
+            self._primary.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
+
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the first key."""
-        return self._fernet.rotate(token.encode()).decode()
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("stored secret cannot be decrypted with the configured key") from exc
 
 
 def new_secret() -> str:

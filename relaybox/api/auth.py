@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from relaybox.api.errors import ApiError
+from relaybox.api.throttle import FailureLimiter
 from relaybox.crypto import same_secret, secret_hash
 from relaybox.runtime import Runtime
 from relaybox.store import tables
@@ -41,7 +42,32 @@ def unauthorized(message: str = "missing or invalid Authorization header") -> Ap
     return ApiError(401, message, {"WWW-Authenticate": "User, Organization"})
 
 
+def failure_limiter(request: Request) -> FailureLimiter:
+    """The app's failed-authentication limiter (one per app, created on first use)."""
+    limiter: FailureLimiter | None = getattr(request.app.state, "auth_failures", None)
+    if limiter is None:
+        limiter = request.app.state.auth_failures = FailureLimiter()
+    return limiter
+
+
 async def authenticate(request: Request) -> Principal:
+    """The caller, or 401; 429 for an address with too many recent failures (throttle.py)."""
+    limiter = failure_limiter(request)
+    address = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(address)
+    if wait is not None:
+        raise ApiError(
+            429, "too many failed authentications; try again later", {"Retry-After": str(wait)}
+        )
+    try:
+        return await _authenticate(request)
+    except ApiError:
+        if request.headers.get("authorization"):
+            limiter.failed(address)
+        raise
+
+
+async def _authenticate(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
     header = request.headers.get("authorization", "")
     if not header or len(header) > MAX_HEADER:

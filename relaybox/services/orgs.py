@@ -64,3 +64,30 @@ async def bootstrap(runtime: Runtime) -> NewCredentials | None:
         elif orgs:
             return None
     return await create_org(runtime, "default", "admin@localhost", user_secret, org_secret)
+
+
+@dataclass(frozen=True)
+class OrgSummary:
+    id: int
+    name: str
+    users: int
+    instances: int
+
+
+async def list_orgs(runtime: Runtime) -> list[OrgSummary]:
+    """Every organization with its number of users and instances (an operator's view)."""
+    users = (
+        select(func.count()).where(tables.User.org_id == tables.Organization.id).scalar_subquery()
+    )
+    instances = (
+        select(func.count())
+        .where(tables.Instance.org_id == tables.Organization.id)
+        .scalar_subquery()
+    )
+    async with transaction(runtime.sessions) as session:
+        rows = await session.execute(
+            select(tables.Organization.id, tables.Organization.name, users, instances).order_by(
+                tables.Organization.id
+            )
+        )
+        return [OrgSummary(*row) for row in rows.all()]
