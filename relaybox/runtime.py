@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from relaybox import __version__
 from relaybox.config import Settings
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
-from relaybox.crypto import SecretBox, load_or_create_key
+from relaybox.crypto import SecretBox
 from relaybox.store import db
 
 USER_AGENT = f"relaybox/{__version__}"
@@ -43,7 +43,6 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
-        key = load_or_create_key(settings.secret_key, settings.data_dir)
         engine = db.create_engine(settings.resolved_database_url)
         if migrate:
             await db.upgrade(engine)
@@ -62,7 +61,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=db.session_factory(engine),
-            box=SecretBox(*[k.strip() for k in key.split(",") if k.strip()]),
+            box=SecretBox.load(settings.secret_key, settings.data_dir),
             dropbox=DropboxClient(
                 urls,
                 http,
