@@ -25,6 +25,8 @@ class Account:
     email: str
     display_name: str
     report_descendant_deletes: bool = False
+    collapse_changes: bool = False
+    """``list_folder/continue`` lists each changed path once, in its latest state."""
     authorized_apps: set[str] = field(default_factory=set)
 
     def full_account(self) -> JSON:

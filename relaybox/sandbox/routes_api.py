@@ -97,6 +97,7 @@ async def list_folder_continue(call: Call) -> JSON:
         cursor.recursive,
         call.account.report_descendant_deletes,
         cursor.limit,
+        collapse=call.account.collapse_changes,
     )
     return {"entries": entries, "cursor": cursor.at(position).encode(), "has_more": more}
 

@@ -73,6 +73,7 @@ def _account_json(account: Account) -> JSON:
         "email": account.email,
         "display_name": account.display_name,
         "report_descendant_deletes": account.report_descendant_deletes,
+        "collapse_changes": account.collapse_changes,
     }
 
 
@@ -166,12 +167,19 @@ def routes(sandbox: Sandbox) -> list[Route]:
 
     async def settings(request: Request) -> JSON:
         account, data = account_of(request), await _body(request)
-        value = data.get("report_descendant_deletes")
-        if value is not None:
-            if not isinstance(value, bool):
-                raise ControlError(400, "report_descendant_deletes: expected a boolean")
-            sandbox.set_report_descendant_deletes(account.account_id, value)
-        return {"report_descendant_deletes": account.report_descendant_deletes}
+        setters = {
+            "report_descendant_deletes": sandbox.set_report_descendant_deletes,
+            "collapse_changes": sandbox.set_collapse_changes,
+        }
+        for name in data:
+            if name not in setters:
+                raise ControlError(400, f"{name}: unknown setting")
+            if not isinstance(data[name], bool):
+                raise ControlError(400, f"{name}: expected a boolean")
+        for name, setter in setters.items():
+            if name in data:
+                setter(account.account_id, data[name])
+        return {name: getattr(account, name) for name in setters}
 
     async def add_fault(request: Request) -> JSON:
         data = await _body(request)

@@ -146,6 +146,10 @@ class Sandbox:
         self.account(account_id).report_descendant_deletes = value
         self.save()
 
+    def set_collapse_changes(self, account_id: str, value: bool) -> None:
+        self.account(account_id).collapse_changes = value
+        self.save()
+
     # ------------------------------------------------------------------ files
 
     def change(self, account_id: str, operation: Callable[[FileTree], T]) -> T:

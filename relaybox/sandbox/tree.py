@@ -4,6 +4,31 @@ Every mutation appends to ``log`` the state each touched path took; a
 cursor is a position in that log, so ``list_folder/continue`` answers
 exactly what changed since. Failures are raised as the Dropbox error
 union members they become (see the ``*Failure`` classes).
+
+What ``continue`` lists, and how it relates to Dropbox:
+
+- By default it lists every logged state in order, so a file created and
+  then edited after the cursor shows twice (two ``file`` entries, the later
+  with the newer ``rev``), and one created then deleted shows as a ``file``
+  then a ``deleted`` entry. Dropbox instead lists each changed path once,
+  in its latest state, and may leave out a path created and deleted in the
+  same interval. A client that applies entries in order (as Dropbox asks)
+  ends in the same state either way, so the default stays the fuller,
+  order-preserving shape: it exercises more of a client.
+- With the account setting ``collapse_changes`` (``POST
+  /_sandbox/accounts/{id}/settings``) it answers Dropbox's shape: the latest
+  entry of each changed path, ordered by when that latest change happened
+  (a path created and deleted in the interval shows as ``deleted``).
+  Paging stays exact: a page ends after the change of its last entry, and
+  every path left out has a later latest change.
+- A folder delete (or a move, which deletes the old paths) lists the
+  folder's ``deleted`` entry; its descendants' deletions are logged as
+  ``descendant`` changes and listed only with the account setting
+  ``report_descendant_deletes``. One is always listed when no listed
+  deletion of its parent covers it (the listing's own folder deleted from
+  above, or, collapsed, a parent re-created in the same interval).
+- A move keeps each moved item's ``id`` and gives each moved file a new
+  ``rev``, as Dropbox does (a move is a new revision at the new path).
 """
 
 from collections.abc import Iterable
@@ -239,11 +264,16 @@ class FileTree:
             for child in [node, *inner]:
                 del self.nodes[child.path_lower]
         node.path_display = target
-        self._put(node)
+        self._put_moved(node)
         for child in inner:
             child.path_display = target + child.path_display[len(old_lower) :]
-            self._put(child)
+            self._put_moved(child)
         return node
+
+    def _put_moved(self, node: Node) -> None:
+        if not node.is_folder:
+            node.rev = self._next_rev()
+        self._put(node)
 
     # --------------------------------------------------------------- reading
 
@@ -276,6 +306,22 @@ class FileTree:
             )
         return [found[key] for key in sorted(found)]
 
+    def _covered(
+        self, change: Change, base_lower: str, recursive: bool, latest: dict[str, int] | None
+    ) -> bool:
+        """Whether a descendant deletion goes without saying: its parent's is listed.
+
+        ``latest`` (collapsed listings): the last change of each path listed.
+        Uncollapsed, the parent's deletion was logged just before by the same
+        delete or move.
+        """
+        if not change.descendant:
+            return False
+        parent = paths.parent(change.path_lower)
+        if not paths.in_scope(parent, base_lower, recursive):
+            return False
+        return latest is None or (parent in latest and self.log[latest[parent]].deleted)
+
     def changes(
         self,
         position: int,
@@ -283,15 +329,27 @@ class FileTree:
         recursive: bool,
         include_descendants: bool,
         limit: int | None = None,
+        *,
+        collapse: bool = False,
     ) -> tuple[list[JSON], int, bool]:
-        """Entries changed after ``position``: (entries, new position, has_more)."""
+        """Entries changed after ``position``: (entries, new position, has_more).
+
+        ``collapse``: only the latest entry of each path (Dropbox's shape, see
+        the module docstring).
+        """
+        scoped = [
+            index
+            for index in range(position, len(self.log))
+            if paths.in_scope(self.log[index].path_lower, base_lower, recursive)
+        ]
+        latest: dict[str, int] | None = None
+        if collapse:
+            latest = {self.log[index].path_lower: index for index in scoped}
+            scoped = sorted(latest.values())
         entries: list[JSON] = []
-        index = position
-        for index in range(position, len(self.log)):
+        for index in scoped:
             change = self.log[index]
-            if change.descendant and not include_descendants:
-                continue
-            if not paths.in_scope(change.path_lower, base_lower, recursive):
+            if not include_descendants and self._covered(change, base_lower, recursive, latest):
                 continue
             if limit is not None and len(entries) >= limit:
                 return entries, index, True

@@ -351,10 +351,30 @@ async def test_continue_reports_moves_and_folder_deletes_in_both_modes(
         f"/_sandbox/accounts/{session.account_id}/settings",
         json={"report_descendant_deletes": True},
     )
-    assert settings.json() == {"report_descendant_deletes": True}
+    assert settings.json() == {"report_descendant_deletes": True, "collapse_changes": False}
     every = await session.ok("files/list_folder/continue", {"cursor": cursor})
     assert sorted(e["path_lower"] for e in every["entries"]) == ["/m", "/m/q", "/m/q/r.txt"]
     assert {e[".tag"] for e in every["entries"]} == {"deleted"}
+
+
+async def test_collapse_changes_setting_lists_each_path_once(
+    client: httpx.AsyncClient, session: Session
+) -> None:
+    settings = f"/_sandbox/accounts/{session.account_id}/settings"
+    latest = await session.ok("files/list_folder/get_latest_cursor", {"path": ""})
+    await session.put("/a.txt", b"1")
+    await session.put("/a.txt", b"2")
+    plain = await session.ok("files/list_folder/continue", {"cursor": latest["cursor"]})
+    assert [e["name"] for e in plain["entries"]] == ["a.txt", "a.txt"]
+
+    answer = await client.post(settings, json={"collapse_changes": True})
+    assert answer.json() == {"report_descendant_deletes": False, "collapse_changes": True}
+    collapsed = await session.ok("files/list_folder/continue", {"cursor": latest["cursor"]})
+    assert collapsed["entries"] == [plain["entries"][1]]
+    for bad in ({"collapse_changes": "yes"}, {"collapse": True}):
+        assert (await client.post(settings, json=bad)).status_code == 400
+    listed = (await client.get("/_sandbox/accounts")).json()["accounts"]
+    assert listed[0]["collapse_changes"] is True
 
 
 async def test_continue_pages_changes(session: Session) -> None:

@@ -81,6 +81,7 @@ def test_folder_delete_logs_descendants_as_descendant_changes() -> None:
 def test_folder_move_keeps_ids_and_reports_new_paths() -> None:
     tree = FileTree()
     inner = tree.upload("/a/x/f.txt", b"f")
+    inner_rev = inner.rev
     folder = tree.lookup("/a")
     start = len(tree.log)
     moved = tree.move("/a", "/B")
@@ -93,6 +94,8 @@ def test_folder_move_keeps_ids_and_reports_new_paths() -> None:
         ("file", "/B/x/f.txt"),
     ]
     assert entries[3]["id"] == inner.id
+    assert entries[3]["rev"] != inner_rev  # a move is a new revision, as in Dropbox
+    assert int(entries[3]["rev"], 16) > int(inner_rev, 16)
     with pytest.raises(RelocationFailure) as into_itself:
         tree.move("/B", "/B/x/y")
     assert into_itself.value.error == {".tag": "cant_move_folder_into_itself"}
@@ -152,3 +155,80 @@ def test_cursor_round_trip_and_garbage() -> None:
     for garbage in ["", "AAE!!!", "AAEeyJ4IjoxfQ", "xyz"]:
         with pytest.raises(cursors.BadCursor):
             cursors.decode(garbage)
+
+
+def _shape(entries: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(e[".tag"], e["path_lower"]) for e in entries]
+
+
+def test_collapsed_changes_list_each_path_once_in_its_latest_state() -> None:
+    tree = FileTree()
+    tree.upload("/keep.txt", b"1")
+    tree.upload("/gone.txt", b"g")
+    start = len(tree.log)
+    first_rev = tree.upload("/new.txt", b"1").rev
+    edited = tree.upload("/new.txt", b"2", mode="overwrite")
+    tree.upload("/keep.txt", b"2", mode="overwrite")
+    tree.upload("/tmp.txt", b"t")
+    tree.delete("/tmp.txt")
+    tree.delete("/gone.txt")
+    every, _, _ = tree.changes(start, "", True, False)
+    assert _shape(every) == [
+        ("file", "/new.txt"),
+        ("file", "/new.txt"),
+        ("file", "/keep.txt"),
+        ("file", "/tmp.txt"),
+        ("deleted", "/tmp.txt"),
+        ("deleted", "/gone.txt"),
+    ]
+    assert every[0]["rev"] == first_rev != every[1]["rev"]
+    collapsed, position, more = tree.changes(start, "", True, False, collapse=True)
+    assert _shape(collapsed) == [
+        ("file", "/new.txt"),
+        ("file", "/keep.txt"),
+        ("deleted", "/tmp.txt"),
+        ("deleted", "/gone.txt"),
+    ]
+    assert collapsed[0]["rev"] == edited.rev and position == len(tree.log) and not more
+
+
+def test_collapsed_changes_page_without_losing_or_repeating_a_path() -> None:
+    tree = FileTree()
+    start = len(tree.log)
+    for name in "abcd":
+        tree.upload(f"/{name}.txt", b"1")
+    tree.upload("/a.txt", b"2", mode="overwrite")  # a's latest change is now the last one
+    seen: list[tuple[object, object]] = []
+    position, more = start, True
+    while more:
+        page, position, more = tree.changes(position, "", True, False, 2, collapse=True)
+        assert len(page) <= 2
+        seen += [(e["path_lower"], e["rev"]) for e in page]
+    assert seen == [(f"/{n}.txt", tree.lookup(f"/{n}.txt").rev) for n in ["b", "c", "d", "a"]]
+
+
+def test_collapsed_folder_delete_reports_descendants_only_when_uncovered() -> None:
+    tree = FileTree()
+    tree.upload("/d/x.txt", b"x")
+    start = len(tree.log)
+    tree.delete("/d")
+    collapsed, _, _ = tree.changes(start, "", True, False, collapse=True)
+    assert _shape(collapsed) == [("deleted", "/d")]
+    every, _, _ = tree.changes(start, "", True, True, collapse=True)
+    assert _shape(every) == [("deleted", "/d"), ("deleted", "/d/x.txt")]
+    tree.create_folder("/d")  # re-created: the deleted folder no longer covers its child
+    collapsed, _, _ = tree.changes(start, "", True, False, collapse=True)
+    assert _shape(collapsed) == [("deleted", "/d/x.txt"), ("folder", "/d")]
+    plain, _, _ = tree.changes(start, "", True, False)
+    assert _shape(plain) == [("deleted", "/d"), ("folder", "/d")]
+
+
+def test_a_listed_folder_deleted_from_above_is_reported() -> None:
+    tree = FileTree()
+    tree.upload("/a/b/c.txt", b"c")
+    start = len(tree.log)
+    tree.delete("/a")
+    entries, _, _ = tree.changes(start, "/a/b", True, False)
+    assert _shape(entries) == [("deleted", "/a/b")]
+    flat, _, _ = tree.changes(start, "/a/b", False, False)
+    assert _shape(flat) == [("deleted", "/a/b/c.txt")]
