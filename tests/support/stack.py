@@ -95,8 +95,14 @@ class Stack:
         return query["code"][0]
 
     async def connect(
-        self, account: str, name: str = "my dropbox", **config: Any
+        self,
+        account: str,
+        name: str = "my dropbox",
+        *,
+        auth: dict[str, str] | None = None,
+        **config: Any,
     ) -> dict[str, Any]:
+        """Connect `account` as organization `auth` (default: the bootstrap one)."""
         code = await self.authorize_in_browser(account)
         configuration = {
             "authentication.type": "oauth2",
@@ -116,7 +122,9 @@ class Stack:
             "tags": ["team-a"],
             "name": name,
         }
-        response = await self.http.post(f"{self.api}/instances", json=body, headers=AUTH)
+        response = await self.http.post(
+            f"{self.api}/instances", json=body, headers=auth or AUTH
+        )
         assert response.status_code == 200, response.text
         return dict(response.json())
 
