@@ -9,6 +9,7 @@ also decoded strictly with the SDK's own validators.
 import hashlib
 import hmac
 import json
+import re
 import socket
 import ssl
 import threading
@@ -25,6 +26,8 @@ import pytest
 import trustme
 import uvicorn
 from dropbox import files, users
+from dropbox.content_hash import DropboxContentHasher
+from dropbox.content_hash import content_hash as sdk_content_hash
 from dropbox.exceptions import ApiError, AuthError, BadInputError, RateLimitError
 from dropbox.stone_serializers import json_compat_obj_decode
 from starlette.applications import Starlette
@@ -356,6 +359,120 @@ def test_raw_answers_decode_strictly_with_sdk_validators(server: Server) -> None
         revoked = http.post("/2/auth/token/revoke", headers=auth)
         assert revoked.status_code == 200 and revoked.headers["content-type"] == "application/json"
         json_compat_obj_decode(dropbox.auth.token_revoke.result_type, revoked.json(), strict=True)
+
+
+ACCOUNT_ID = re.compile(r"dbid:[A-Za-z0-9_-]{35}")
+FILE_ID = re.compile(r"id:[A-Za-z0-9_-]+")
+REV = re.compile(r"[0-9a-f]{9,}")
+HASH = re.compile(r"[0-9a-f]{64}")
+TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def check_metadata(entry: dict[str, Any]) -> None:
+    """Dropbox's metadata rules, on the raw JSON of one entry."""
+    assert entry["path_lower"] == entry["path_display"].lower()
+    if entry.get(".tag") == "deleted":
+        assert set(entry) == {".tag", "name", "path_lower", "path_display"}  # no id
+        return
+    assert FILE_ID.fullmatch(entry["id"]), entry
+    if "rev" in entry:  # a file
+        assert REV.fullmatch(entry["rev"]) and HASH.fullmatch(entry["content_hash"])
+        for name in ("client_modified", "server_modified"):
+            assert datetime.strptime(entry[name], TIME).strftime(TIME) == entry[name]
+
+
+def test_raw_error_bodies_and_metadata_rules(server: Server) -> None:
+    account_id, tokens = connect(server, "sdk-rules@example.com")
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert ACCOUNT_ID.fullmatch(account_id) and len(account_id) == 40
+
+    with server.http() as http:
+
+        def rpc(name: str, arg: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+            return http.post(f"/2/{name}", json=arg, headers=auth if headers is None else headers)
+
+        def error(answer: httpx.Response, status: int, validator: Any) -> Any:
+            assert answer.status_code == status, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            body = answer.json()
+            assert set(body) == {"error_summary", "error"}
+            return json_compat_obj_decode(validator, body["error"], strict=True)
+
+        # content_hash: Dropbox's block hash, checked against the SDK's own hasher
+        big = bytes(range(256)) * (4 * 1024 * 1024 // 256) + b"tail"  # two blocks
+        headers = {**auth, "Dropbox-API-Arg": json.dumps({"path": "/Big.bin"})}
+        headers["Content-Type"] = "application/octet-stream"
+        uploaded = http.post("/2/files/upload", content=big, headers=headers).json()
+        hasher = DropboxContentHasher()
+        hasher.update(big)
+        assert uploaded["content_hash"] == hasher.hexdigest() == sdk_content_hash(big)
+        assert uploaded["size"] == len(big)
+        check_metadata(uploaded)
+
+        moved = rpc("files/move_v2", {"from_path": "/Big.bin", "to_path": "/Sub/big.bin"})
+        after = moved.json()["metadata"]
+        assert after["id"] == uploaded["id"] and after["rev"] != uploaded["rev"]
+        assert after["content_hash"] == uploaded["content_hash"]
+        listed = rpc(
+            "files/list_folder", {"path": "", "recursive": True, "include_deleted": True}
+        ).json()
+        assert {e[".tag"] for e in listed["entries"]} == {"file", "folder", "deleted"}
+        for entry in listed["entries"]:
+            check_metadata(entry)
+
+        # 409: route errors with error_summary
+        missing = rpc("files/get_metadata", {"path": "/nope"})
+        assert missing.json()["error_summary"].startswith("path/not_found/")
+        assert error(missing, 409, files.GetMetadataError_validator).get_path().is_not_found()
+        latest = rpc("files/list_folder/get_latest_cursor", {"path": ""}).json()["cursor"]
+
+        # 429: RateLimitError and Retry-After
+        http.post("/_sandbox/faults", json={"route": "*", "status": 429, "retry_after": 4})
+        limited = rpc("files/get_metadata", {"path": "/Sub"})
+        assert limited.headers["retry-after"] == "4"
+        assert limited.json()["error_summary"].startswith("too_many_requests/")
+        rate = error(limited, 429, dropbox.auth.RateLimitError_validator)
+        assert rate.reason.is_too_many_requests() and rate.retry_after == 4
+
+        # 401: AuthError, invalid then expired
+        bad = rpc("users/get_current_account", None, {"Authorization": "Bearer sl.nope"})
+        assert error(bad, 401, dropbox.auth.AuthError_validator).is_invalid_access_token()
+        assert bad.json()["error_summary"].startswith("invalid_access_token/")
+        http.post("/_sandbox/faults", json={"status": "expire_tokens"})
+        expired = rpc("users/get_current_account", None)
+        assert error(expired, 401, dropbox.auth.AuthError_validator).is_expired_access_token()
+
+        # 400: plain text
+        for answer in (
+            rpc("users/get_current_account", None, {}),
+            http.post("/2/files/list_folder/longpoll", json={"cursor": latest, "timeout": 10}),
+        ):
+            assert answer.status_code == 400
+            assert answer.headers["content-type"].startswith("text/plain")
+            assert answer.text.startswith("Error in call to API function")
+
+        # longpoll backoff decodes too
+        http.post(
+            "/_sandbox/faults",
+            json={"route": "files/list_folder/longpoll", "status": "backoff", "retry_after": 9},
+        )
+        polled = http.post("/2/files/list_folder/longpoll", json={"cursor": latest})
+        assert polled.headers["content-type"] == "application/json"
+        result = json_compat_obj_decode(
+            files.ListFolderLongpollResult_validator, polled.json(), strict=True
+        )
+        assert result.backoff == 9 and result.changes is False
+
+
+def test_sdk_sees_an_expired_token_as_auth_error(server: Server) -> None:
+    _, tokens = connect(server, "sdk-expired@example.com", offline=False)
+    dbx = server.sdk(oauth2_access_token=tokens["access_token"])
+    dbx.users_get_current_account()
+    with server.http() as http:
+        http.post("/_sandbox/faults", json={"status": "expire_tokens"})
+    with pytest.raises(AuthError) as expired:
+        dbx.users_get_current_account()
+    assert expired.value.error.is_expired_access_token()
 
 
 def test_mounted_sandbox_reaches_a_late_webhook_receiver(ca: tuple[trustme.CA, str, str]) -> None:
