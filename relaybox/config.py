@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     delivery_timeout: float = Field(default=15.0, gt=0)
     max_in_flight: int = Field(default=8, ge=1)
     min_poll_interval: float = Field(default=60.0, ge=0)
+    # Longpoll instances: seconds Dropbox may hold one files/list_folder/longpoll (30-480).
+    longpoll_timeout: int = Field(default=120, ge=30, le=480)
     # An account with more entries than this is indexed in the background (`indexing: true`).
     index_foreground_limit: int = Field(default=10_000, ge=1)
     # Entries per Dropbox listing page (Dropbox allows up to 2000).

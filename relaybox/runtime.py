@@ -27,6 +27,8 @@ class Wakeups:
 
     changes: asyncio.Event = field(default_factory=asyncio.Event)
     delivery: asyncio.Event = field(default_factory=asyncio.Event)
+    # An instance was created, switched or deleted: longpolls to start or stop.
+    sources: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
-from relaybox.pipeline import changes, delivery
+from relaybox.pipeline import changes, delivery, longpoll, poller
 from relaybox.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ class Workers:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.poller = poller.Poller(runtime)
+        self.longpolls = longpoll.LongpollHub(runtime, self.owner)
 
     def start(self) -> None:
         wake = self.runtime.wakeups
@@ -50,6 +52,8 @@ class Workers:
                     self._deliver,
                 )
             ),
+            asyncio.create_task(self._polling()),
+            asyncio.create_task(self.longpolls.run(self._stopping)),
         ]
 
     async def stop(self) -> None:
@@ -57,6 +61,7 @@ class Workers:
         self._stopping.set()
         self.runtime.wakeups.changes.set()
         self.runtime.wakeups.delivery.set()
+        self.runtime.wakeups.sources.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -67,7 +72,10 @@ class Workers:
 
     async def _run_pass(self, leased: Leased) -> None:
         instance_id, token = leased
-        await changes.ChangePass(self.runtime, token, instance_id).run()
+        try:
+            await changes.ChangePass(self.runtime, token, instance_id).run()
+        finally:
+            self.longpolls.pass_finished(instance_id)
 
     async def _claim_deliveries(self, limit: int) -> list[Leased]:
         return await delivery.claim(self.runtime, self.owner, limit)
@@ -75,6 +83,18 @@ class Workers:
     async def _deliver(self, leased: Leased) -> None:
         pk, token = leased
         await delivery.deliver(self.runtime, token, pk)
+
+    async def _polling(self) -> None:
+        """Turn due polls into pass requests, every worker tick."""
+        while not self._stopping.is_set():
+            try:
+                await self.poller.tick()
+            except Exception:
+                log.exception("poller: requesting due polls failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self.runtime.settings.worker_poll_seconds
+                )
 
     async def _loop(
         self,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
-from relaybox.core.clock import iso, utcnow
+from relaybox.core.clock import iso, iso_or_none, utcnow
 from relaybox.core.errors import Conflict, InvalidInput, NotFound, ProviderError
 from relaybox.core.instance_config import InstanceConfig, parse_config
 from relaybox.crypto import new_secret, secret_hash
@@ -24,6 +24,7 @@ from relaybox.services.callbacks import check_public
 from relaybox.store import tables
 from relaybox.store.db import transaction
 from relaybox.store.index import replace_index
+from relaybox.store.polls import schedule as schedule_polls
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,11 @@ class InstanceService:
             "createdDate": iso(row.created_at),
             "updatedDate": iso(row.updated_at),
         }
+        if row.events_enabled:
+            answer["eventSource"] = row.vendor_type
+            if row.vendor_type == "polling":
+                answer["lastPollDate"] = iso_or_none(row.last_poll_at)
+                answer["nextPollDate"] = iso_or_none(row.next_poll_at)
         if row.status_message:
             answer["statusMessage"] = row.status_message
         return answer
@@ -190,8 +196,10 @@ class InstanceService:
                 session.add(row)
                 await session.flush()
                 await replace_index(session, row.id, listing.entries if listing else [])
+                schedule_polls(row, self.runtime.settings.min_poll_interval)
         except IntegrityError:
             raise Conflict(f"an instance named {request.name!r} already exists") from None
+        self.runtime.wakeups.sources.set()
         log.info("created instance %s (%s) for account %s", row.id, row.element_key, account)
         return row
 
@@ -259,8 +267,12 @@ class InstanceService:
                 if row.indexing:
                     row.sync_requested += 1
                 await replace_index(session, row.id, fresh.entries)
+            # Switching sources keeps the cursor: the next pass, whoever asks for it,
+            # starts where the last one ended. Only the polling schedule changes.
+            schedule_polls(row, self.runtime.settings.min_poll_interval)
             row.updated_at = utcnow()
         self.runtime.wakeups.changes.set()
+        self.runtime.wakeups.sources.set()
         return row
 
     async def delete(self, org_id: int, instance_id: int) -> None:
@@ -275,6 +287,7 @@ class InstanceService:
                 log.info("revoking the token of instance %s failed: %s", instance_id, exc)
         async with transaction(self.runtime.sessions) as session:
             await session.execute(delete(tables.Instance).where(tables.Instance.id == instance_id))
+        self.runtime.wakeups.sources.set()
 
     # --- helpers -------------------------------------------------------------------
 

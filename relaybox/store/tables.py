@@ -113,8 +113,12 @@ class Instance(Base):
     subscription_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # After a re-activation, notifications up to this one drain strictly in order.
     drain_through_pk: Mapped[int | None] = mapped_column(BigInteger)
-    next_poll_at: Mapped[datetime | None]
+    # Polling (pipeline/poller.py): when the next poll is due, when the last one finished.
+    next_poll_at: Mapped[datetime | None] = mapped_column(index=True)
     last_poll_at: Mapped[datetime | None]
+    # Longpoll (pipeline/longpoll.py): the process holding this instance's longpoll.
+    longpoll_owner: Mapped[str | None] = mapped_column(String(64))
+    longpoll_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -83,6 +83,8 @@ def upgrade() -> None:
         sa.Column("drain_through_pk", sa.BigInteger(), nullable=True),
         sa.Column("next_poll_at", sa.DateTime(), nullable=True),
         sa.Column("last_poll_at", sa.DateTime(), nullable=True),
+        sa.Column("longpoll_owner", sa.String(length=64), nullable=True),
+        sa.Column("longpoll_until", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], ondelete="CASCADE"),
@@ -92,6 +94,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_instances_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_instances_next_poll_at"), ["next_poll_at"], unique=False
+        )
 
     op.create_table(
         "users",
@@ -237,6 +242,7 @@ def downgrade() -> None:
     op.drop_table("index_entries")
     op.drop_table("users")
     with op.batch_alter_table("instances", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_instances_next_poll_at"))
         batch_op.drop_index(batch_op.f("ix_instances_account_id"))
 
     op.drop_table("instances")

@@ -1,0 +1,272 @@
+"""Longpoll instances: hold one `files/list_folder/longpoll` per instance, fetch on changes.
+
+Each held instance is one asyncio task (no thread), so one process holds thousands. A task
+reads the instance's current cursor, waits on Dropbox's notify host (no Authorization
+header) for up to `RELAYBOX_LONGPOLL_TIMEOUT` seconds, and on `changes: true` requests a
+pass through `store.passes.request_pass`, exactly as the receiver does for a webhook; it
+then waits for that pass to move the cursor before it longpolls again from the new one.
+
+Which process holds which instance is a lease of its own (`longpoll_owner`,
+`longpoll_until`), separate from the pass lease: taken with a conditional UPDATE, renewed
+in bulk while held, released on shutdown, and taken over by another process when a
+holder dies. The set of held instances is reconciled on every worker tick (new ones) and
+on wake-ups or every third of a lease (renewals, switched or removed instances).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import ColumnElement, and_, not_, or_, select, update
+
+from relaybox.connectors.dropbox.client import DropboxClient
+from relaybox.core.clock import utcnow
+from relaybox.core.errors import CursorReset, ProviderError, RateLimited
+from relaybox.runtime import USER_AGENT, Runtime
+from relaybox.store import tables
+from relaybox.store.db import transaction
+from relaybox.store.passes import request_pass
+
+log = logging.getLogger(__name__)
+
+# Database work of the held tasks at once (a pool has few connections).
+DB_CONCURRENCY = 8
+# New instances leased per tick.
+TAKE_LIMIT = 1000
+# Back-off after failed longpolls (5xx, timeouts, a 400): doubled per failure, capped.
+ERROR_BACKOFF_BASE = 1.0
+ERROR_BACKOFF_CAP = 300.0
+# Spread the first longpolls of a large batch of new instances over this many seconds.
+START_SPREAD_PER_1000 = 1.0
+
+
+def longpolled() -> ColumnElement[bool]:
+    """Instances whose events come from a held longpoll and that can be fetched now."""
+    instance = tables.Instance
+    return and_(
+        instance.vendor_type == "longpoll",
+        instance.events_enabled.is_(True),
+        instance.valid.is_(True),
+        instance.disabled.is_(False),
+        instance.cursor.is_not(None),
+    )
+
+
+def error_backoff(failures: int, rng: random.Random) -> float:
+    """Jittered exponential back-off, in seconds, after `failures` failed longpolls."""
+    base = min(ERROR_BACKOFF_CAP, ERROR_BACKOFF_BASE * 2 ** max(0, failures - 1))
+    return float(base * rng.uniform(0.5, 1.5))
+
+
+class LongpollHub:
+    """Holds the longpolls of every longpoll instance this process has leased."""
+
+    def __init__(self, runtime: Runtime, owner: str) -> None:
+        self.runtime = runtime
+        self.owner = owner
+        self.timeout = runtime.settings.longpoll_timeout
+        # Its own connection pool: every held longpoll keeps a connection open.
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+        self.client = DropboxClient(runtime.dropbox.urls, self.http)
+        self.held: dict[int, asyncio.Task[None]] = {}
+        self._passes: dict[int, asyncio.Event] = {}
+        self._db = asyncio.Semaphore(DB_CONCURRENCY)
+        self._rng = random.Random()
+
+    # --- the set of held instances -------------------------------------------------
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Reconcile until `stopping` is set, then let every longpoll go."""
+        loop = asyncio.get_running_loop()
+        wake = self.runtime.wakeups.sources
+        settings = self.runtime.settings
+        renew_every = settings.lease_seconds / 3
+        last_full = float("-inf")
+        try:
+            while not stopping.is_set():
+                full = wake.is_set() or loop.time() - last_full >= renew_every
+                wake.clear()
+                try:
+                    await self.reconcile(full=full)
+                    if full:
+                        last_full = loop.time()
+                except Exception:
+                    log.exception("longpoll: reconciling held instances failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        _first(wake, stopping), timeout=settings.worker_poll_seconds
+                    )
+        finally:
+            await self.close()
+
+    async def reconcile(self, *, full: bool = True) -> set[int]:
+        """Lease free longpoll instances; when `full`, renew and drop what is not ours."""
+        instance = tables.Instance
+        now = utcnow()
+        until = now + timedelta(seconds=self.runtime.settings.lease_seconds)
+        free = or_(instance.longpoll_until.is_(None), instance.longpoll_until < now)
+        mine = instance.longpoll_owner == self.owner
+        async with self._db, transaction(self.runtime.sessions) as session:
+            if full:
+                await session.execute(
+                    update(instance)
+                    .where(mine, not_(longpolled()))
+                    .values(longpoll_owner=None, longpoll_until=None)
+                )
+                await session.execute(update(instance).where(mine).values(longpoll_until=until))
+            candidates = list(
+                await session.scalars(
+                    select(instance.id).where(longpolled(), free).limit(TAKE_LIMIT)
+                )
+            )
+            if candidates:
+                await session.execute(
+                    update(instance)
+                    .where(instance.id.in_(candidates), longpolled(), free)
+                    .values(longpoll_owner=self.owner, longpoll_until=until)
+                )
+            if not (full or candidates):
+                return set(self.held)
+            owned = set(await session.scalars(select(instance.id).where(mine)))
+        for instance_id in set(self.held) - owned:
+            self.held.pop(instance_id).cancel()
+        new = sorted(owned - set(self.held))
+        spread = START_SPREAD_PER_1000 * len(new) / 1000 if len(new) > 50 else 0.0
+        for instance_id in new:
+            delay = self._rng.uniform(0, spread) if spread else 0.0
+            task = asyncio.create_task(self._hold(instance_id, delay))
+            self.held[instance_id] = task
+            task.add_done_callback(functools.partial(self._forget, instance_id))
+        return owned
+
+    def pass_finished(self, instance_id: int) -> None:
+        """A pass over this instance ended in this process: its holder may go on at once."""
+        event = self._passes.get(instance_id)
+        if event is not None:
+            event.set()
+
+    async def close(self) -> None:
+        """Cancel every held longpoll and give the leases back for another process."""
+        tasks = list(self.held.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.held.clear()
+        try:
+            async with transaction(self.runtime.sessions) as session:
+                await session.execute(
+                    update(tables.Instance)
+                    .where(tables.Instance.longpoll_owner == self.owner)
+                    .values(longpoll_owner=None, longpoll_until=None)
+                )
+        except Exception:
+            log.exception("longpoll: releasing leases failed (they expire on their own)")
+        await self.http.aclose()
+
+    def _forget(self, instance_id: int, task: asyncio.Task[None]) -> None:
+        if self.held.get(instance_id) is task:
+            del self.held[instance_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("longpoll of instance %s failed", instance_id, exc_info=task.exception())
+
+    # --- one held instance ---------------------------------------------------------
+
+    async def _hold(self, instance_id: int, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        finished = self._passes.setdefault(instance_id, asyncio.Event())
+        try:
+            await self._longpolls(instance_id, finished)
+        finally:
+            if self._passes.get(instance_id) is finished:
+                del self._passes[instance_id]
+
+    async def _longpolls(self, instance_id: int, finished: asyncio.Event) -> None:
+        failures = 0
+        while True:
+            finished.clear()
+            state = await self._state(instance_id)
+            if state is None:
+                return
+            cursor, pending = state
+            if pending:
+                # Wait for the pass to move the cursor: signalled when it runs in this
+                # process, re-read every worker tick when it runs in another.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        finished.wait(), timeout=self.runtime.settings.worker_poll_seconds
+                    )
+                continue
+            try:
+                answer = await self.client.longpoll(cursor, self.timeout)
+            except CursorReset:
+                log.info("instance %s: longpoll cursor reset, relisting", instance_id)
+                await self._request(instance_id)
+                continue
+            except RateLimited as exc:
+                await asyncio.sleep(exc.retry_after)
+                continue
+            except ProviderError as exc:
+                failures += 1
+                wait = error_backoff(failures, self._rng)
+                log.warning(
+                    "instance %s: longpoll failed (%s), next in %.0f s", instance_id, exc, wait
+                )
+                await asyncio.sleep(wait)
+                continue
+            failures = 0
+            if answer.get("changes"):
+                await self._request(instance_id)
+            backoff = _seconds(answer.get("backoff"))
+            if backoff:
+                await asyncio.sleep(backoff)
+
+    async def _state(self, instance_id: int) -> tuple[str, bool] | None:
+        """(cursor, pass pending) while this process should hold the instance, else None."""
+        instance = tables.Instance
+        async with self._db, transaction(self.runtime.sessions) as session:
+            row = (
+                await session.execute(
+                    select(instance.cursor, instance.sync_requested > instance.sync_done).where(
+                        instance.id == instance_id,
+                        instance.longpoll_owner == self.owner,
+                        longpolled(),
+                    )
+                )
+            ).first()
+        if row is None or not row[0]:
+            return None
+        return str(row[0]), bool(row[1])
+
+    async def _request(self, instance_id: int) -> None:
+        async with self._db, transaction(self.runtime.sessions) as session:
+            await request_pass(session, [instance_id], None)
+        self.runtime.wakeups.changes.set()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Return when any of `events` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return max(0.0, float(value))
