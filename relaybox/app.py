@@ -10,17 +10,19 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from starlette.types import ASGIApp
 
 from relaybox import __version__
 from relaybox.api import deliveries, elements, errors, events, instances, receiver
 from relaybox.api.limits import BodyLimit
 from relaybox.config import Settings
+from relaybox.metrics import PENDING
 from relaybox.pipeline.runner import Workers
 from relaybox.runtime import Runtime
 from relaybox.services.orgs import bootstrap
 from relaybox.store.db import migrations_current
+from relaybox.store.tables import Notification
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,15 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.engine.connect() as connection:
+            pending = await connection.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.status == "pending")
+            )
+        PENDING.set(pending or 0)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for path, sub in (mounts or {}).items():

@@ -18,6 +18,8 @@ from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.connectors.base import WebhookVerifier
 from relaybox.connectors.dropbox import DropboxWebhooks
+from relaybox.core.errors import InvalidInput
+from relaybox.metrics import WEBHOOKS
 from relaybox.runtime import Runtime
 from relaybox.store import tables
 from relaybox.store.db import transaction
@@ -59,13 +61,23 @@ async def receive(element_key: str, request: Request) -> Response:
     signature = request.headers.get(verifier.signature_header, "")
     matched = await _matching_instances(runtime, verifier, body, signature)
     if not matched:
+        WEBHOOKS.labels(element_key, "forbidden").inc()
         raise ApiError(403, f"{verifier.signature_header}: signature does not match")
     try:
         notification = json.loads(body)
+        accounts = set(verifier.accounts(notification))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        WEBHOOKS.labels(element_key, "invalid").inc()
         raise ApiError(400, "body: not valid JSON") from None
-    accounts = set(verifier.accounts(notification))
-    targets = [instance_id for instance_id, account in matched.items() if account in accounts]
+    except InvalidInput:
+        WEBHOOKS.labels(element_key, "invalid").inc()
+        raise
+    # Polling and longpoll instances fetch on their own schedule, not on webhooks.
+    targets = [
+        instance_id
+        for instance_id, (account, source) in matched.items()
+        if account in accounts and source == "webhooks"
+    ]
     async with transaction(runtime.sessions) as session:
         session.add(
             tables.InboxItem(
@@ -73,6 +85,7 @@ async def receive(element_key: str, request: Request) -> Response:
             )
         )
         await request_pass(session, targets, notification)
+    WEBHOOKS.labels(element_key, "accepted").inc()
     if targets:
         runtime.wakeups.changes.set()
     return Response(status_code=200)
@@ -80,29 +93,29 @@ async def receive(element_key: str, request: Request) -> Response:
 
 async def _matching_instances(
     runtime: Runtime, verifier: WebhookVerifier, body: bytes, signature: str
-) -> dict[int, str | None]:
-    """The instances (id -> account) whose app secret signed this body."""
+) -> dict[int, tuple[str | None, str]]:
+    """The instances (id -> account, event source) whose app secret signed this body."""
     if not signature or len(signature) > 256:
         return {}
     instance = tables.Instance
     async with transaction(runtime.sessions) as session:
         rows = (
             await session.execute(
-                select(instance.id, instance.account_id, instance.secrets_enc).where(
-                    instance.element_key == verifier.element_key
-                )
+                select(
+                    instance.id, instance.account_id, instance.vendor_type, instance.secrets_enc
+                ).where(instance.element_key == verifier.element_key)
             )
         ).all()
-    matched: dict[int, str | None] = {}
+    matched: dict[int, tuple[str | None, str]] = {}
     checked: dict[str, bool] = {}
-    for instance_id, account_id, secrets_enc in rows:
+    for instance_id, account_id, vendor_type, secrets_enc in rows:
         app_secret = _app_secret(runtime, secrets_enc)
         if app_secret is None:
             continue
         if app_secret not in checked:
             checked[app_secret] = verifier.verify(app_secret, body, signature)
         if checked[app_secret]:
-            matched[instance_id] = account_id
+            matched[instance_id] = (account_id, vendor_type)
     return matched
 
 

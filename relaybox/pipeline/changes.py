@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from relaybox.core.errors import (
 )
 from relaybox.core.normalize import Changes, normalize, reconcile
 from relaybox.core.notification import InstanceInfo, notification_body
+from relaybox.metrics import EVENTS, PASS_SECONDS, PASSES
 from relaybox.runtime import Runtime
 from relaybox.services.instances import Credentials, InstanceService
 from relaybox.store import index as index_store
@@ -101,6 +103,7 @@ class ChangePass:
         self.started_from = ""
 
     async def run(self) -> None:
+        started = time.monotonic()
         async with transaction(self.runtime.sessions) as session:
             row = await session.get(tables.Instance, self.instance_id)
             if row is None or row.lease_owner != self.token or not row.cursor:
@@ -119,18 +122,24 @@ class ChangePass:
                 fetched = await self._fetch(token, cursor)
         except LeaseLost as exc:
             log.info("%s", exc)
+            PASSES.labels("lease_lost").inc()
             return
         except ProviderAuthError as exc:
             await self._mark_invalid(str(exc.message))
+            PASSES.labels("invalid").inc()
             return
         except RateLimited as exc:
             await self._release(not_before=timedelta(seconds=exc.retry_after), failed=False)
+            PASSES.labels("rate_limited").inc()
             return
         except ProviderError as exc:
             log.warning("instance %s: change pass failed: %s", self.instance_id, exc.message)
             await self._release(not_before=None, failed=True, message=exc.message)
+            PASSES.labels("failed").inc()
             return
         await self._commit(fetched, requested, notification)
+        PASSES.labels("reset" if fetched.reset else "ok").inc()
+        PASS_SECONDS.observe(time.monotonic() - started)
 
     async def _fetch(self, token: str, cursor: str) -> Fetched:
         client = self.runtime.dropbox
@@ -203,6 +212,8 @@ class ChangePass:
                 row.status_message = None
             if row.vendor_type == "polling":
                 row.last_poll_at = datetime.now(UTC)
+        for event in changes.events:
+            EVENTS.labels(event.event_type).inc()
         if changes.events:
             self.runtime.wakeups.delivery.set()
         if has_more:

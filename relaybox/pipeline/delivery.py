@@ -22,6 +22,7 @@ from relaybox.core.clock import utcnow
 from relaybox.core.errors import InvalidInput
 from relaybox.core.retry import Decision, Outcome, Verdict, decide
 from relaybox.core.signing import delivery_headers
+from relaybox.metrics import DELIVERIES, DELIVERY_SECONDS
 from relaybox.runtime import USER_AGENT, Runtime
 from relaybox.services.callbacks import targets
 from relaybox.services.instances import InstanceService
@@ -122,6 +123,8 @@ async def deliver(runtime: Runtime, token: str, pk: int) -> None:
         sent.outcome, attempt_number, runtime.settings.retry_delays, now=utcnow(), rng=_rng
     )
     await record(runtime, token, pk, attempt_number, sent, decision)
+    DELIVERIES.labels(decision.verdict.name).inc()
+    DELIVERY_SECONDS.observe(sent.latency_ms / 1000)
 
 
 async def send(

@@ -93,6 +93,15 @@ async def test_changes_arrive_as_signed_standard_events(tmp_path: Path, database
         ]
         assert {e["status"] for e in logged.json()} == {"delivered"}
 
+        metrics = (await stack.http.get(f"{stack.relaybox}/metrics")).text
+        for line in (
+            'relaybox_events_total{event_type="DELETED"}',
+            'relaybox_delivery_attempts_total{verdict="DELIVERED"}',
+            'relaybox_webhooks_received_total{element="dropbox",outcome="accepted"}',
+            "relaybox_notifications_pending 0.0",
+        ):
+            assert line in metrics, line
+
 
 async def test_instance_answers_never_contain_secrets(tmp_path: Path, database_url: str) -> None:
     async with running_stack(tmp_path, database_url) as stack:
