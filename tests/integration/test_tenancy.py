@@ -1,0 +1,263 @@
+"""Tenancy: two organizations, every platform endpoint called with the other one's ids and
+tokens. Everything foreign is 404 exactly like something that does not exist (or 401 for
+credentials that do not belong together), and no answer carries the other organization's
+names, account ids, notification ids, tokens or secrets (SPEC sections 1 and 8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from relaybox.runtime import Runtime
+from relaybox.services.orgs import create_org
+from relaybox.store import tables
+from relaybox.store.db import transaction
+from tests.support.stack import AUTH, USER_SECRET, Stack, running_stack
+
+MISSING = 999_999
+
+
+@dataclass
+class Tenant:
+    auth: dict[str, str]
+    user_secret: str
+    instance: dict[str, Any]
+    account: str
+    signature_key: str
+    events: list[int] = field(default_factory=list)
+    deliveries: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> int:
+        return int(self.instance["id"])
+
+    @property
+    def element_auth(self) -> dict[str, str]:
+        token = self.instance["token"]
+        return {"Authorization": f"User {self.user_secret}, Element {token}"}
+
+    def secrets(self, stack: Stack) -> list[str]:
+        """Strings that must never reach another organization."""
+        access = [
+            token
+            for token, grant in stack.sandbox_app.state.sandbox.tokens.access.items()
+            if grant.account_id == self.account
+        ]
+        return [
+            self.instance["name"],
+            self.instance["token"],
+            self.account,
+            self.signature_key,
+            self.user_secret,
+            *self.deliveries,
+            *access,
+        ]
+
+
+async def _tenant(
+    stack: Stack, auth: dict[str, str], user_secret: str, label: str, email: str
+) -> Tenant:
+    account = await stack.new_account(email)
+    key = f"sig-{label}-do-not-leak"
+    instance = await stack.connect(
+        account,
+        f"{label}-confidential-instance",
+        auth=auth,
+        **{"event.notification.signature.key": key},
+    )
+    await stack.upload(account, f"/{label}-report.txt", label.encode())
+    return Tenant(auth, user_secret, instance, account, key)
+
+
+async def _fill(stack: Stack, tenant: Tenant) -> None:
+    events = await stack.http.get(f"{stack.api}/instances/{tenant.id}/events", headers=tenant.auth)
+    deliveries = await stack.http.get(
+        f"{stack.api}/instances/{tenant.id}/deliveries", headers=tenant.auth
+    )
+    assert events.status_code == deliveries.status_code == 200
+    tenant.events = [e["id"] for e in events.json()]
+    tenant.deliveries = [d["id"] for d in deliveries.json()]
+    assert tenant.events and tenant.deliveries
+
+
+def _calls(x: int, event: int, delivery: str, own: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, options) for every endpoint about instance `x`, `event`, `delivery`."""
+    return [
+        ("GET", f"/instances/{x}", {}),
+        ("PATCH", f"/instances/{x}", {"json": {"name": "stolen"}}),
+        ("PUT", f"/instances/{x}", {"json": {"providerData": {"code": "x"}}}),
+        ("DELETE", f"/instances/{x}", {}),
+        ("GET", f"/instances/{x}/events", {}),
+        ("GET", f"/instances/{x}/events", {"params": {"status": "delivered"}}),
+        ("GET", f"/instances/events/{event}", {}),
+        ("GET", f"/instances/{x}/deliveries", {}),
+        ("POST", f"/instances/{x}/deliveries/redeliver", {"params": {"status": "delivered"}}),
+        ("POST", f"/instances/{x}/deliveries/{delivery}/redeliver", {}),
+        ("POST", f"/instances/{own}/deliveries/{delivery}/redeliver", {}),
+        ("PUT", f"/instances/{x}/events/subscription", {"json": {"active": False}}),
+    ]
+
+
+def _shape(message: str, *ids: object) -> str:
+    """The message with the ids it names blanked out, to compare foreign with missing."""
+    for value in sorted(map(str, ids), key=len, reverse=True):
+        message = message.replace(value, "<id>")
+    return message
+
+
+async def _state(stack: Stack) -> list[tuple[Any, ...]]:
+    """What a foreign call must not change: names, subscriptions, deliveries, attempts."""
+    runtime = await Runtime.start(stack.settings, migrate=False)
+    try:
+        async with transaction(runtime.sessions) as session:
+            instances = (
+                await session.execute(
+                    select(
+                        tables.Instance.id,
+                        tables.Instance.name,
+                        tables.Instance.subscription_active,
+                        tables.Instance.secrets_enc,
+                    ).order_by(tables.Instance.id)
+                )
+            ).all()
+            notes = (
+                await session.execute(
+                    select(
+                        tables.Notification.id,
+                        tables.Notification.status,
+                        tables.Notification.attempt_count,
+                    ).order_by(tables.Notification.pk)
+                )
+            ).all()
+        return [tuple(row) for row in [*instances, *notes]]
+    finally:
+        await runtime.close()
+
+
+async def test_two_organizations_never_see_each_other(tmp_path: Path, database_url: str) -> None:
+    async with running_stack(tmp_path, database_url) as stack:
+        runtime = await Runtime.start(stack.settings, migrate=False)
+        try:
+            bravo_org = await create_org(runtime, "bravo-org-secret-name", "b@bravo.example")
+        finally:
+            await runtime.close()
+        bravo_auth = {
+            "Authorization": f"User {bravo_org.user_secret}, Organization {bravo_org.org_secret}"
+        }
+        alpha = await _tenant(stack, AUTH, USER_SECRET, "alpha", "a@alpha.example")
+        bravo = await _tenant(stack, bravo_auth, bravo_org.user_secret, "bravo", "b@bravo.example")
+        # A second instance of alpha: alpha's instance token must not reach it either.
+        sibling_account = await stack.new_account("a2@alpha.example")
+        sibling = await stack.connect(
+            sibling_account, "alpha-sibling-instance", **{"event.notification.enabled": False}
+        )
+        await stack.receiver.wait_for(
+            lambda r: (
+                {m.json()["message"]["instanceId"] for m in r.received} >= {alpha.id, bravo.id}
+            )
+        )
+        await _fill(stack, alpha)
+        await _fill(stack, bravo)
+        before = await _state(stack)
+
+        callers = [
+            ("alpha org", alpha.auth, alpha, bravo, {alpha.id, sibling["id"]}, []),
+            ("bravo org", bravo.auth, bravo, alpha, {bravo.id}, []),
+            (
+                "alpha element",
+                alpha.element_auth,
+                alpha,
+                bravo,
+                {alpha.id},
+                [sibling["name"], sibling["token"], sibling_account],
+            ),
+            ("bravo element", bravo.element_auth, bravo, alpha, {bravo.id}, []),
+        ]
+        for label, auth, own, other, visible, also_hidden in callers:
+            hidden = [*other.secrets(stack), *also_hidden]
+            if other is bravo:
+                hidden.append("bravo-org-secret-name")
+            answers: list[httpx.Response] = []
+            foreign = _calls(other.id, other.events[0], other.deliveries[0], own.id)
+            missing = _calls(MISSING, MISSING, "no-such-delivery", own.id)
+            for (method, path, options), (_, nowhere, _) in zip(foreign, missing, strict=True):
+                answer = await stack.http.request(method, stack.api + path, headers=auth, **options)
+                absent = await stack.http.request(
+                    method, stack.api + nowhere, headers=auth, **options
+                )
+                where = f"{label}: {method} {path}"
+                assert answer.status_code == 404, (where, answer.status_code, answer.text)
+                assert absent.status_code == 404, (where, absent.text)
+                ids = (other.id, other.events[0], other.deliveries[0], MISSING, "no-such-delivery")
+                assert _shape(answer.json()["message"], *ids) == _shape(
+                    absent.json()["message"], *ids
+                ), where
+                answers.append(answer)
+            if label == "alpha element":
+                for method, path, options in [
+                    ("GET", f"/instances/{alpha.id}", {}),
+                    ("GET", f"/instances/{sibling['id']}", {}),
+                    ("GET", f"/instances/{sibling['id']}/events", {}),
+                    ("GET", f"/instances/{sibling['id']}/deliveries", {}),
+                    ("DELETE", f"/instances/{sibling['id']}", {}),
+                    ("POST", "/instances", {"json": {"name": "x"}}),
+                ]:
+                    answer = await stack.http.request(
+                        method, stack.api + path, headers=auth, **options
+                    )
+                    expected = 200 if path == f"/instances/{alpha.id}" else 404
+                    assert answer.status_code == expected, (label, path, answer.text)
+                    answers.append(answer)
+
+            # The organization-wide lists show only what the caller may see.
+            listed = await stack.http.get(f"{stack.api}/instances", headers=auth)
+            assert {i["id"] for i in listed.json()} == visible, label
+            for params in ({}, {"status": "delivered"}, {"pageSize": 500}):
+                events = await stack.http.get(
+                    f"{stack.api}/instances/events", headers=auth, params=params
+                )
+                assert events.status_code == 200
+                assert {e["instanceId"] for e in events.json()} <= visible, label
+                if not params:
+                    assert set(own.events) <= {e["id"] for e in events.json()}
+                answers += [listed, events]
+            mine = await stack.http.get(f"{stack.api}/instances/{own.id}/deliveries", headers=auth)
+            assert {d["id"] for d in mine.json()} == set(own.deliveries), label
+            answers.append(mine)
+            oauth = await stack.http.get(
+                f"{stack.api}/elements/dropbox/oauth/url", headers=auth, params={"apiKey": "k"}
+            )
+            assert oauth.status_code == 200
+            answers.append(oauth)
+
+            for answer in answers:
+                text = answer.text + " ".join(answer.headers.values())
+                # Echoing an id the caller sent is no leak (the 404s above match "missing").
+                for secret in set(hidden) - set(answer.request.url.path.split("/")):
+                    assert secret not in text, (label, answer.request.url, secret)
+
+        # Credentials that do not belong together are refused outright (401), from their
+        # own address so the failed-authentication limit of the other calls is not touched.
+        mixed = [
+            f"User {USER_SECRET}, Organization {bravo_org.org_secret}",
+            f"User {bravo_org.user_secret}, Organization {AUTH['Authorization'].split()[-1]}",
+            f"User {USER_SECRET}, Element {bravo.instance['token']}",
+            f"User {bravo_org.user_secret}, Element {alpha.instance['token']}",
+            f"User {bravo_org.user_secret}, Element {sibling['token']}",
+            f"User {alpha.instance['token']}, Organization {bravo_org.org_secret}",
+        ]
+        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.3")
+        async with httpx.AsyncClient(transport=transport, timeout=10) as other_address:
+            paths = ("/instances", f"/instances/{bravo.id}", f"/instances/{alpha.id}")
+            for number, value in enumerate(mixed):
+                path = paths[number % len(paths)]
+                answer = await other_address.get(stack.api + path, headers={"Authorization": value})
+                assert answer.status_code == 401, (value, path, answer.text)
+                for secret in alpha.secrets(stack) + bravo.secrets(stack):
+                    assert secret not in answer.text
+
+        assert await _state(stack) == before, "a foreign call changed something"
