@@ -609,6 +609,34 @@ async def test_ui_changes_files(app: Starlette, client: httpx.AsyncClient) -> No
     assert "Failed" in failed.headers["location"]
 
 
+async def test_ui_page_shows_the_account_and_explains_failures(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    created = await client.post(
+        "/_sandbox/ui/accounts", data={"email": "kim@x.io", "display_name": "Kim Doe"}
+    )
+    assert created.status_code == 303
+    account_id = app.state.sandbox.create_account("kim@x.io").account_id
+    assert app.state.sandbox.account(account_id).display_name == "Kim Doe"
+    await client.put(
+        f"/_sandbox/accounts/{account_id}/files",
+        params={"path": "/it's here/big.bin"},
+        content=b"x" * 3000,
+    )
+    page = (await client.get("/_sandbox/ui", params={"account_id": account_id})).text
+    assert account_id in page and "Kim Doe" in page and "2.9 KB" in page
+    assert "1 file, 1 folder" in page
+    assert "confirm(&#34;" not in page and "\\u0027s here" in page  # JSON in the attribute
+    failed = await client.post(
+        "/_sandbox/ui/folder", data={"account_id": account_id, "path": "/it's here/big.bin"}
+    )
+    location = failed.headers["location"]
+    assert "failed=1" in location
+    shown = (await client.get(location)).text
+    assert 'class="flash bad"' in shown
+    assert "Failed to create folder /it&#39;s here/big.bin: conflict/file<" in shown
+
+
 async def test_state_file_keeps_everything_across_restarts(tmp_path: pathlib.Path) -> None:
     state_file = tmp_path / "sandbox.json"
     first = create_app(state_file=state_file)
