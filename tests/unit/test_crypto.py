@@ -1,0 +1,60 @@
+"""Secrets at rest: the key file, and a box that follows it during a rotation."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from relaybox import crypto
+from relaybox.crypto import KEY_FILE, SecretBox, generate_key, parse_keys, write_key_file
+
+
+def test_a_box_on_the_key_file_reads_rows_encrypted_under_a_key_added_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = SecretBox.load(None, tmp_path)  # generates the key file
+    path = tmp_path / KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    (old,) = running.keys
+    old_row = running.encrypt("app secret")
+
+    new = generate_key()
+    write_key_file(path, [new, old])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    rotated = SecretBox(new, old).rotate(old_row)
+    assert SecretBox(new).decrypt(rotated) == "app secret"
+    # The running box has not looked at the file yet; a row it cannot read makes it look.
+    assert running.decrypt(rotated) == "app secret"
+    assert running.keys == (new, old)
+    assert running.under_primary(running.encrypt("x")), "it now encrypts with the new key"
+
+    # After the file changes again, encryption follows within RELOAD_SECONDS.
+    monkeypatch.setattr(crypto, "RELOAD_SECONDS", 0.0)
+    write_key_file(path, [new])
+    running.encrypt("y")
+    assert running.keys == (new,)
+    with pytest.raises(ValueError):
+        running.decrypt(old_row)
+
+
+def test_a_configured_key_list_never_reads_files(tmp_path: Path) -> None:
+    first, second = generate_key(), generate_key()
+    box = SecretBox.load(f"{first}, {second}", tmp_path)
+    assert box.keys == (first, second) and box.key_file is None
+    assert not (tmp_path / KEY_FILE).exists()
+    assert parse_keys(f"{first}\n{second}\n") == [first, second]
+    with pytest.raises(ValueError):
+        box.decrypt(SecretBox(generate_key()).encrypt("x"))
+
+
+def test_a_broken_key_file_keeps_the_keys_in_use(tmp_path: Path) -> None:
+    box = SecretBox.load(None, tmp_path)
+    token = box.encrypt("x")
+    (tmp_path / KEY_FILE).write_text("not a key\n")
+    with pytest.raises(ValueError):
+        box.decrypt(SecretBox(generate_key()).encrypt("y"))  # forces a look at the file
+    assert box.decrypt(token) == "x"
+    with pytest.raises(ValueError):
+        write_key_file(tmp_path / KEY_FILE, ["not a key"])
