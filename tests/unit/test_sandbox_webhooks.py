@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -141,6 +142,9 @@ async def test_non_200_is_retried_with_the_same_body(sandbox: Sandbox, receiver:
     assert len({p.content for p in receiver.posts}) == 1
     sent = [e for e in sandbox.webhooks.log if e["kind"] == "notification"]
     assert [(e["attempt"], e["status"]) for e in sent] == [(1, 500), (2, 404), (3, 200)]
+    gaps = [later["time"] - earlier["time"] for earlier, later in pairwise(sent)]
+    base = sandbox.webhooks.retry_base
+    assert gaps[0] >= 0.9 * base and gaps[1] >= 0.9 * 2 * base  # exponential backoff
 
 
 async def test_retries_are_bounded(sandbox: Sandbox, receiver: Receiver) -> None:
