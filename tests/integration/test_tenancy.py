@@ -63,12 +63,8 @@ async def _tenant(
 ) -> Tenant:
     account = await stack.new_account(email)
     key = f"sig-{label}-do-not-leak"
-    instance = await stack.connect(
-        account,
-        f"{label}-confidential-instance",
-        auth=auth,
-        **{"event.notification.signature.key": key},
-    )
+    config: dict[str, Any] = {"event.notification.signature.key": key}
+    instance = await stack.connect(account, f"{label}-confidential-instance", auth=auth, **config)
     await stack.upload(account, f"/{label}-report.txt", label.encode())
     return Tenant(auth, user_secret, instance, account, key)
 
@@ -152,9 +148,8 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
         bravo = await _tenant(stack, bravo_auth, bravo_org.user_secret, "bravo", "b@bravo.example")
         # A second instance of alpha: alpha's instance token must not reach it either.
         sibling_account = await stack.new_account("a2@alpha.example")
-        sibling = await stack.connect(
-            sibling_account, "alpha-sibling-instance", **{"event.notification.enabled": False}
-        )
+        quiet: dict[str, Any] = {"event.notification.enabled": False}
+        sibling = await stack.connect(sibling_account, "alpha-sibling-instance", **quiet)
         await stack.receiver.wait_for(
             lambda r: (
                 {m.json()["message"]["instanceId"] for m in r.received} >= {alpha.id, bravo.id}
@@ -198,14 +193,15 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
                 ), where
                 answers.append(answer)
             if label == "alpha element":
-                for method, path, options in [
+                own_only: list[tuple[str, str, dict[str, Any]]] = [
                     ("GET", f"/instances/{alpha.id}", {}),
                     ("GET", f"/instances/{sibling['id']}", {}),
                     ("GET", f"/instances/{sibling['id']}/events", {}),
                     ("GET", f"/instances/{sibling['id']}/deliveries", {}),
                     ("DELETE", f"/instances/{sibling['id']}", {}),
                     ("POST", "/instances", {"json": {"name": "x"}}),
-                ]:
+                ]
+                for method, path, options in own_only:
                     answer = await stack.http.request(
                         method, stack.api + path, headers=auth, **options
                     )

@@ -34,7 +34,7 @@ def test_a_box_on_the_key_file_reads_rows_encrypted_under_a_key_added_later(
     monkeypatch.setattr(crypto, "RELOAD_SECONDS", 0.0)
     write_key_file(path, [new])
     running.encrypt("y")
-    assert running.keys == (new,)
+    assert list(running.keys) == [new]
     with pytest.raises(ValueError):
         running.decrypt(old_row)
 
