@@ -122,9 +122,7 @@ class Stack:
             "tags": ["team-a"],
             "name": name,
         }
-        response = await self.http.post(
-            f"{self.api}/instances", json=body, headers=auth or AUTH
-        )
+        response = await self.http.post(f"{self.api}/instances", json=body, headers=auth or AUTH)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
