@@ -107,9 +107,14 @@ async def one_event(event_id: RowId, request: Request, principal: Caller) -> dic
     """One event with the notification that carries it and its attempts."""
     async with transaction(runtime_of(request).sessions) as session:
         event = await session.get(tables.Event, event_id)
-        if event is None or event.org_id != principal.org_id:
+        # Another organization's event, or (for an instance token) another instance's, is
+        # answered exactly like one that does not exist.
+        if (
+            event is None
+            or event.org_id != principal.org_id
+            or principal.instance_id not in (None, event.instance_id)
+        ):
             raise NotFound(f"no event {event_id}")
-        own_instance(principal, event.instance_id)
         note = await session.get(tables.Notification, event.notification_pk)
         assert note is not None
         answer = describe_event(event, note)
