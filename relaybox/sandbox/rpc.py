@@ -134,6 +134,30 @@ def _parse_arg(route: str, raw: str | bytes, where: str) -> JSON:
     return value
 
 
+CORS_HACK = "text/plain; charset=dropbox-cors-hack"
+RPC_TYPES = ("application/json", "application/json; charset=utf-8", CORS_HACK)
+UPLOAD_TYPES = ("application/octet-stream", CORS_HACK)
+
+
+def check_content_type(request: Request, route: str, body: bytes, upload: bool) -> None:
+    """400 unless the body comes with a ``Content-Type`` Dropbox accepts for the route.
+
+    An RPC call without a body (a route without arguments) needs none.
+    """
+    given = request.headers.get("content-type")
+    if given is None and not body and not upload:
+        return
+    normalized = ";".join(part.strip() for part in (given or "").lower().split(";"))
+    allowed = UPLOAD_TYPES if upload else RPC_TYPES
+    if normalized.replace(";", "; ") in allowed:
+        return
+    expected = ", ".join(f'"{t}"' for t in allowed)
+    raise BadRequest(
+        f'Error in call to API function "{route}": Bad HTTP "Content-Type" header: '
+        f'"{given or ""}".  Expecting one of {expected}.'
+    )
+
+
 def endpoint(
     sandbox: Sandbox, route: str, handler: Handler, *, auth: bool = True, upload: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -145,6 +169,7 @@ def endpoint(
             fault = await apply_fault(sandbox, route)
             token = authenticate(sandbox, request, route) if auth else None
             body = await request.body()
+            check_content_type(request, route, body, upload)
             if upload:
                 if len(body) > UPLOAD_LIMIT:
                     raise RouteError({".tag": "payload_too_large"})

@@ -534,6 +534,36 @@ async def test_upload_route_modes_and_errors(session: Session) -> None:
     assert no_arg.status_code == 400
 
 
+async def test_content_type_is_checked_as_dropbox_does(session: Session) -> None:
+    body = json.dumps({"path": ""}).encode()
+
+    async def post(route: str, content_type: str | None, **extra: str) -> httpx.Response:
+        headers = {**session.headers, **extra}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        return await session.client.post(f"/2/{route}", content=body, headers=headers)
+
+    for good in (
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain; charset=dropbox-cors-hack",
+    ):
+        assert (await post("files/list_folder", good)).status_code == 200, good
+    for bad in (None, "application/x-www-form-urlencoded", "application/octet-stream"):
+        refused = await post("files/list_folder", bad)
+        assert refused.status_code == 400 and refused.headers["content-type"].startswith(
+            "text/plain"
+        )
+        assert 'Bad HTTP "Content-Type" header' in refused.text
+    arg = json.dumps({"path": "/ct.txt"})
+    wrong = await post("files/upload", "application/json", **{"Dropbox-API-Arg": arg})
+    assert wrong.status_code == 400 and "application/octet-stream" in wrong.text
+    right = await post("files/upload", "application/octet-stream", **{"Dropbox-API-Arg": arg})
+    assert right.status_code == 200
+    bare = await session.client.post("/2/users/get_current_account", headers=session.headers)
+    assert bare.status_code == 200  # no arguments: no body, no Content-Type needed
+
+
 async def test_folder_delete_move_and_metadata_routes(session: Session) -> None:
     created = await session.ok("files/create_folder_v2", {"path": "/Work"})
     assert created["metadata"]["name"] == "Work" and ".tag" not in created["metadata"]
