@@ -485,10 +485,14 @@ async def test_rate_limit_fault_counts_down(client: httpx.AsyncClient, session: 
 async def test_fault_routes_any_versions_and_delays(
     client: httpx.AsyncClient, session: Session
 ) -> None:
-    await client.post("/_sandbox/faults", json={"route": "files/delete", "status": 503})
+    await client.post(
+        "/_sandbox/faults", json={"route": "files/delete", "status": 503, "retry_after": 2}
+    )
     await session.put("/x.txt", b"x")
     failed = await session.rpc("files/delete_v2", {"path": "/x.txt"})
     assert failed.status_code == 503 and failed.headers["content-type"].startswith("text/plain")
+    assert failed.headers["retry-after"] == "2"
+    assert (await session.rpc("files/delete_v2", {"path": "/x.txt"})).status_code == 200
     await client.post("/_sandbox/faults", json={"route": "*", "status": 500})
     assert (await session.rpc("users/get_current_account")).status_code == 500
     await client.post("/_sandbox/faults", json={"route": "oauth2/token", "status": 429})
