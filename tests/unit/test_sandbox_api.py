@@ -681,6 +681,9 @@ async def test_state_file_keeps_everything_across_restarts(tmp_path: pathlib.Pat
         await session.put("/keep/me.txt", b"kept")
         latest = {"path": "", "recursive": True}
         cursor = (await session.ok("files/list_folder/get_latest_cursor", latest))["cursor"]
+        await client.post(
+            f"/_sandbox/accounts/{session.account_id}/settings", json={"collapse_changes": True}
+        )
     await asyncio.sleep(0.3)  # saves are coalesced over 0.2 s
     saved = json.loads(state_file.read_text())
     assert [a["email"] for a in saved["accounts"]] == ["ann@example.com"]
@@ -700,4 +703,5 @@ async def test_state_file_keeps_everything_across_restarts(tmp_path: pathlib.Pat
         assert [e["name"] for e in changes["entries"]] == ["more.txt"]
         again = second.state.sandbox.create_account("ann@example.com")
         assert again.account_id == session.account_id
+        assert again.collapse_changes is True
     await second.state.sandbox.aclose()
