@@ -173,7 +173,8 @@ class LongpollHub:
                 )
         except Exception:
             log.exception("longpoll: releasing leases failed (they expire on their own)")
-        await self.http.aclose()
+        if not self.http.is_closed:
+            await self.http.aclose()
 
     def _forget(self, instance_id: int, task: asyncio.Task[None]) -> None:
         if self.held.get(instance_id) is task:

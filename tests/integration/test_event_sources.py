@@ -243,3 +243,27 @@ async def test_restart_keeps_the_polling_schedule_and_every_change(
             ("CREATED", "/while-down.txt"),
             ("DELETED", "/before.txt"),
         ]
+
+
+async def test_longpoll_survives_backoff_reset_and_outage(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url, **FAST) as stack:
+        shrink_longpolls(stack)
+        await without_webhooks(stack)
+        account = await stack.new_account("max@example.com")
+        await stack.connect(account, "held", **LONGPOLL)
+        route = "files/list_folder/longpoll"
+        faults: list[dict[str, Any]] = [
+            {"route": route, "status": "backoff", "count": 2, "retry_after": 1},
+            {"route": route, "status": "reset", "count": 1},
+            {"route": route, "status": 503, "count": 1},
+        ]
+        for number, fault in enumerate(faults):
+            await stack.control("POST", "/faults", json=fault)
+            await stack.upload(account, f"/{number}.txt", b"x")
+            await stack.receiver.wait_for(lambda r, n=number: len(r.events()) >= n + 1)
+        await asyncio.sleep(0.5)  # room for a duplicate to show up
+        assert [(e["eventType"], e["path"]) for e in stack.receiver.events()] == [
+            ("CREATED", f"/{n}.txt") for n in range(len(faults))
+        ]
