@@ -162,7 +162,8 @@ class DropboxClient:
             "files/list_folder/longpoll",
             f"{self.urls.notify}/2/files/list_folder/longpoll",
             json={"cursor": cursor, "timeout": wait_seconds},
-            timeout=wait_seconds + 30,
+            # Dropbox holds a longpoll up to `timeout` plus 90 s of random jitter.
+            timeout=wait_seconds + 120,
         )
 
     async def rpc(
