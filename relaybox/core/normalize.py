@@ -69,6 +69,9 @@ class Index:
     def __init__(self, objects: Iterable[IndexedObject] = ()) -> None:
         self._by_id: dict[str, IndexedObject] = {}
         self._by_path: dict[str, IndexedObject] = {}
+        # Every folder path -> the ids of the objects below it, so a subtree is found
+        # without scanning the whole index (a pass may delete many folders).
+        self._under: dict[str, set[str]] = {}
         for obj in objects:
             self.put(obj)
 
@@ -85,8 +88,8 @@ class Index:
         return self._by_path.get(path_lower)
 
     def descendants(self, path_lower: str) -> list[IndexedObject]:
-        prefix = path_lower.rstrip("/") + "/"
-        return [obj for obj in self._by_id.values() if obj.path_lower.startswith(prefix)]
+        below = self._under.get(path_lower.rstrip("/"), ())
+        return [self._by_id[object_id] for object_id in below]
 
     def put(self, obj: IndexedObject) -> None:
         self.drop(obj.object_id)
@@ -95,6 +98,8 @@ class Index:
             self.drop(holder.object_id)
         self._by_id[obj.object_id] = obj
         self._by_path[obj.path_lower] = obj
+        for ancestor in _ancestors(obj.path_lower):
+            self._under.setdefault(ancestor, set()).add(obj.object_id)
 
     def detach(self, object_id: str) -> None:
         """Free the object's path but keep knowing its id (it reappears later in the pass)."""
@@ -104,8 +109,16 @@ class Index:
 
     def drop(self, object_id: str) -> None:
         old = self._by_id.pop(object_id, None)
-        if old is not None and self._by_path.get(old.path_lower) is old:
+        if old is None:
+            return
+        if self._by_path.get(old.path_lower) is old:
             del self._by_path[old.path_lower]
+        for ancestor in _ancestors(old.path_lower):
+            below = self._under.get(ancestor)
+            if below is not None:
+                below.discard(object_id)
+                if not below:
+                    del self._under[ancestor]
 
 
 def entry_paths(entries: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str], set[str]]:
