@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 from tests.support.stack import AUTH, running_stack
@@ -91,3 +92,40 @@ async def test_large_accounts_are_indexed_in_the_background(
             ("CREATED", "/new.txt"),
             ("UPDATED", "/old/07.txt"),
         ], "the listed account produced no events; it was indexed"
+
+
+async def test_webhooks_during_a_pass_coalesce_into_one_more_pass(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_stack(tmp_path, database_url) as stack:
+        assert stack.sandbox_log is not None
+        account = await stack.new_account("coalesce@example.com")
+        await stack.connect(account)
+        continues = "/2/files/list_folder/continue"
+        await stack.control(
+            "POST",
+            "/faults",
+            json={
+                "route": "files/list_folder/continue",
+                "status": 200,
+                "count": 1,
+                "delay_ms": 1500,
+            },
+        )
+        await stack.upload(account, "/first.txt", b"x")
+        await asyncio.sleep(0.4)  # webhook sent, the slow pass (1.5 s) is under way
+        for n in range(5):
+            await stack.upload(account, f"/during-{n}.txt", b"x")
+            await asyncio.sleep(0.1)
+        await stack.receiver.wait_for(lambda r: len(r.events()) >= 6)
+        await asyncio.sleep(0.5)
+        spans = sorted(
+            (start, end) for path, start, end in stack.sandbox_log.spans if path == continues
+        )
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans)), (
+            "never two passes over one cursor at once"
+        )
+        assert len(spans) == 2, "five webhooks during the first pass make exactly one more pass"
+        assert sorted(e["path"] for e in stack.receiver.events()) == sorted(
+            ["/first.txt", *(f"/during-{n}.txt" for n in range(5))]
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -87,3 +88,20 @@ async def test_signature_is_checked_before_anything_is_stored(
         )
         assert too_large.status_code == 413
         assert await stored_notifications(stack) == before + 1
+
+
+async def test_chunked_body_over_the_limit_is_413(tmp_path: Path) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'chunked.db'}"
+    async with running_stack(tmp_path, database) as stack:
+
+        async def chunks() -> Any:
+            for _ in range(17):
+                yield b"x" * 65536
+
+        answer = await stack.http.post(
+            f"{stack.api}/events/dropbox",
+            content=chunks(),
+            headers={"X-Dropbox-Signature": "0" * 64},
+        )
+        assert answer.status_code == 413
+        assert "body" in answer.json()["message"]

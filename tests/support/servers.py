@@ -111,6 +111,7 @@ class RequestLog:
 
     app: ASGIApp
     calls: list[tuple[float, str, str, int]] = field(default_factory=list)
+    spans: list[tuple[str, float, float]] = field(default_factory=list)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -127,6 +128,7 @@ class RequestLog:
         started = asyncio.get_running_loop().time()
         await self.app(scope, receive, recording_send)
         self.calls.append((started, scope["method"], scope["path"], status))
+        self.spans.append((scope["path"], started, asyncio.get_running_loop().time()))
 
     def of(self, path: str) -> list[tuple[float, int]]:
         return [(at, status) for at, _, p, status in self.calls if p == path]
