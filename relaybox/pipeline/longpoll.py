@@ -43,6 +43,9 @@ TAKE_LIMIT = 1000
 # Back-off after failed longpolls (5xx, timeouts, a 400): doubled per failure, capped.
 ERROR_BACKOFF_BASE = 1.0
 ERROR_BACKOFF_CAP = 300.0
+# Held longpolls per connection pool: httpcore scans a pool's connections and queued
+# requests on every request and answer, so one pool of thousands costs CPU quadratically.
+POOL_SIZE = 50
 # Spread the first longpolls of a large batch of new instances over this many seconds.
 START_SPREAD_PER_1000 = 1.0
 
@@ -72,14 +75,8 @@ class LongpollHub:
         self.runtime = runtime
         self.owner = owner
         self.timeout = runtime.settings.longpoll_timeout
-        # Its own connection pool: every held longpoll keeps a connection open.
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-        )
-        self.client = DropboxClient(runtime.dropbox.urls, self.http)
+        # Pools of their own (every held longpoll keeps a connection open), by id / POOL_SIZE.
+        self._clients: dict[int, DropboxClient] = {}
         self.held: dict[int, asyncio.Task[None]] = {}
         self._passes: dict[int, asyncio.Event] = {}
         self._db = asyncio.Semaphore(DB_CONCURRENCY)
@@ -173,8 +170,24 @@ class LongpollHub:
                 )
         except Exception:
             log.exception("longpoll: releasing leases failed (they expire on their own)")
-        if not self.http.is_closed:
-            await self.http.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.http.aclose()
+
+    def _client(self, instance_id: int) -> DropboxClient:
+        shard = instance_id // POOL_SIZE
+        client = self._clients.get(shard)
+        if client is None:
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0, connect=10.0),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+            )
+            # No retries inside the client: `_longpolls` backs off and re-reads the cursor.
+            client = DropboxClient(self.runtime.dropbox.urls, http, retries=0)
+            self._clients[shard] = client
+        return client
 
     def _forget(self, instance_id: int, task: asyncio.Task[None]) -> None:
         if self.held.get(instance_id) is task:
@@ -211,7 +224,7 @@ class LongpollHub:
                     )
                 continue
             try:
-                answer = await self.client.longpoll(cursor, self.timeout)
+                answer = await self._client(instance_id).longpoll(cursor, self.timeout)
             except CursorReset:
                 log.info("instance %s: longpoll cursor reset, relisting", instance_id)
                 await self._request(instance_id)
