@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Select, select
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deliveries import describe_delivery
 from relaybox.api.deps import RowId, runtime_of
-from relaybox.api.errors import ApiError
 from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
@@ -21,8 +21,6 @@ from relaybox.store import tables
 from relaybox.store.db import transaction
 
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"])
-
-STATUSES = {"pending", "delivered", "failed"}
 
 
 def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, Any]:
@@ -42,19 +40,25 @@ def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, 
     return answer
 
 
+@dataclass
+class EventQuery:
+    """The filters and paging of an event listing (query parameters)."""
+
+    status: Literal["pending", "delivered", "failed"] | None = None
+    since: datetime | None = None
+    page_size: int = PageSize
+    next_page: str | None = NextPage
+
+
 async def _event_page(
     request: Request,
     response: Response,
     principal: Principal,
     instance_id: int | None,
-    status: str | None,
-    since: datetime | None,
-    page_size: int,
-    next_page: str | None,
+    filters: EventQuery,
 ) -> list[dict[str, Any]]:
-    if status is not None and status not in STATUSES:
-        raise ApiError(400, f"status: must be one of {', '.join(sorted(STATUSES))}")
-    before = decode_page(next_page)
+    status, since = filters.status, filters.since
+    page_size, before = filters.page_size, decode_page(filters.next_page)
     query: Select[tables.Event, tables.Notification] = (
         select(tables.Event, tables.Notification)
         .join(tables.Notification, tables.Notification.pk == tables.Event.notification_pk)
@@ -82,24 +86,19 @@ async def _event_page(
     return [describe_event(event, note) for event, note in page]
 
 
+Filters = Annotated[EventQuery, Depends()]
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @router.get("/events")
 async def organization_events(
-    request: Request,
-    principal: Caller,
-    response: Response,
-    status: str | None = None,
-    since: datetime | None = None,
-    page_size: int = PageSize,
-    next_page: str | None = NextPage,
+    request: Request, principal: Caller, response: Response, filters: Filters
 ) -> list[dict[str, Any]]:
     """Events of every instance of the organization, newest first."""
-    return await _event_page(
-        request, response, principal, None, status, since, page_size, next_page
-    )
+    return await _event_page(request, response, principal, None, filters)
 
 
 @router.get("/events/{event_id}")
@@ -124,17 +123,8 @@ async def one_event(event_id: RowId, request: Request, principal: Caller) -> dic
 
 @router.get("/{instance_id}/events")
 async def instance_events(
-    instance_id: RowId,
-    request: Request,
-    principal: Caller,
-    response: Response,
-    status: str | None = None,
-    since: datetime | None = None,
-    page_size: int = PageSize,
-    next_page: str | None = NextPage,
+    instance_id: RowId, request: Request, principal: Caller, response: Response, filters: Filters
 ) -> list[dict[str, Any]]:
     """The instance's events, newest first, each with its delivery status."""
     own_instance(principal, instance_id)
-    return await _event_page(
-        request, response, principal, instance_id, status, since, page_size, next_page
-    )
+    return await _event_page(request, response, principal, instance_id, filters)

@@ -209,44 +209,10 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, database_
         serving(receiver.app()) as receiver_url,
         httpx.AsyncClient(timeout=30) as http,
     ):
-        env = {
-            **os.environ,
-            "RELAYBOX_DATABASE_URL": database_url,
-            "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
-            "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
-            "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
-            "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
-            "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
-            "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
-            "RELAYBOX_LEASE_SECONDS": "2",
-            "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
-            **{
-                f"RELAYBOX_DROPBOX_{h}_URL": sandbox_url
-                for h in ("API", "CONTENT", "NOTIFY", "WWW")
-            },
-        }
-        server = Relaybox(env, port, tmp_path / "relaybox.log")
-        stack = Stack(
-            f"http://127.0.0.1:{port}",
-            sandbox_url,
-            receiver,
-            f"{receiver_url}/events",
-            http,
-            None,
-            sandbox_app,
-        )  # type: ignore[arg-type]
-        await server.start()
+        server, stack = await start_relaybox(
+            tmp_path, database_url, port, sandbox_url, sandbox_app, receiver, receiver_url, http
+        )
         try:
-            await stack.control(
-                "POST",
-                "/apps",
-                json={
-                    "app_key": APP_KEY,
-                    "app_secret": APP_SECRET,
-                    "webhook_uri": f"http://127.0.0.1:{port}/elements/api-v2/events/dropbox",
-                },
-            )
             account = await stack.new_account("chaos@example.com")
             for folder in ("/a", "/b", "/c", "/d"):
                 await stack.folder(account, folder)
