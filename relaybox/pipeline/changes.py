@@ -8,7 +8,6 @@ guarded by the lease, so a crash anywhere repeats the pass instead of losing or 
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
+from relaybox.core.backoff import backoff
 from relaybox.core.clock import utcnow
 from relaybox.core.errors import (
     CursorReset,
@@ -45,7 +45,6 @@ REFRESH_MARGIN = timedelta(minutes=5)
 # Back-off after a failed pass (5xx, timeout, a 400), doubled per consecutive failure, capped.
 OUTAGE_BACKOFF_BASE = 2.0
 OUTAGE_BACKOFF_CAP = 600.0
-_rng = random.SystemRandom()
 MAX_PASS_ENTRIES = 5000
 
 
@@ -86,10 +85,11 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int
     )
 
 
-def outage_backoff(failures: int, rng: random.Random = _rng) -> timedelta:
-    """Jittered exponential back-off after `failures` consecutive failed passes."""
-    base = min(OUTAGE_BACKOFF_CAP, OUTAGE_BACKOFF_BASE * 2 ** max(0, failures - 1))
-    return timedelta(seconds=base * rng.uniform(0.8, 1.2))
+def outage_backoff(failures: int) -> timedelta:
+    """How long to leave an instance alone after `failures` consecutive failed passes."""
+    return timedelta(
+        seconds=backoff(failures, base=OUTAGE_BACKOFF_BASE, cap=OUTAGE_BACKOFF_CAP, jitter=0.2)
+    )
 
 
 class ChangePass:

@@ -27,6 +27,7 @@ import httpx
 from sqlalchemy import ColumnElement, and_, not_, or_, select, update
 
 from relaybox.connectors.dropbox.client import DropboxClient
+from relaybox.core.backoff import backoff
 from relaybox.core.clock import utcnow
 from relaybox.core.errors import CursorReset, ProviderError, RateLimited
 from relaybox.runtime import USER_AGENT, Runtime
@@ -63,9 +64,8 @@ def longpolled() -> ColumnElement[bool]:
 
 
 def error_backoff(failures: int, rng: random.Random) -> float:
-    """Jittered exponential back-off, in seconds, after `failures` failed longpolls."""
-    base = min(ERROR_BACKOFF_CAP, ERROR_BACKOFF_BASE * 2 ** max(0, failures - 1))
-    return float(base * rng.uniform(0.5, 1.5))
+    """Seconds to wait after `failures` consecutive failed longpolls."""
+    return backoff(failures, base=ERROR_BACKOFF_BASE, cap=ERROR_BACKOFF_CAP, rng=rng)
 
 
 class LongpollHub:

@@ -143,3 +143,15 @@ async def test_longpoll_goes_to_the_notify_host_without_authorization() -> None:
     assert str(seen[0].url) == "https://notify/2/files/list_folder/longpoll"
     assert "authorization" not in seen[0].headers
     assert json.loads(seen[0].content) == {"cursor": "cur", "timeout": 30}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("inf", 3600.0), ("nan", 1.0), ("-5", 0.0), ("soon", 1.0), ("12", 12.0)],
+)
+async def test_retry_after_is_bounded(header: str, expected: float) -> None:
+    seen: list[httpx.Request] = []
+    answer = httpx.Response(429, text="slow down", headers={"Retry-After": header})
+    with pytest.raises(RateLimited) as raised:
+        await client(lambda _: answer, seen).get_current_account("t")
+    assert raised.value.retry_after == expected

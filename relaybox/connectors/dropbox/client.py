@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from relaybox.core.backoff import backoff
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -36,6 +38,9 @@ from relaybox.core.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# The longest relaybox waits because Dropbox asked it to (Retry-After) or between retries.
+MAX_WAIT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ class DropboxClient:
         raise AssertionError("unreachable")
 
     async def _pause(self, attempt: int) -> None:
-        await asyncio.sleep(self.retry_base * 2**attempt * self._rng.uniform(0.5, 1.5))
+        await asyncio.sleep(backoff(attempt + 1, base=self.retry_base, cap=MAX_WAIT, rng=self._rng))
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -243,8 +248,12 @@ def _retry_after(response: httpx.Response, body: dict[str, Any] | None) -> float
     """Dropbox puts `retry_after` in a JSON body, or a Retry-After header on plain text."""
     error = body.get("error") if body else None
     if isinstance(error, dict) and isinstance(error.get("retry_after"), int | float):
-        return float(error["retry_after"])
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
+        seconds = float(error["retry_after"])
+    else:
+        try:
+            seconds = float(response.headers.get("Retry-After", "1"))
+        except ValueError:
+            seconds = 1.0
+    if math.isnan(seconds):
         return 1.0
+    return min(MAX_WAIT, max(0.0, seconds))  # a proxy's "inf" must not park an instance
