@@ -7,6 +7,7 @@ handed to the API and the workers; nothing here is a module-level global.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import httpx
@@ -41,7 +42,7 @@ class Runtime:
     http: httpx.AsyncClient
     wakeups: Wakeups
     # Decrypted webhook app secrets by ciphertext (Fernet is slow next to an HMAC check).
-    app_secrets: dict[str, str | None] = field(default_factory=dict)
+    app_secrets: OrderedDict[str, str | None] = field(default_factory=OrderedDict)
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.api.auth import Caller
-from relaybox.api.deps import RowId, runtime_of
+from relaybox.api.deps import RowId, runtime_of, utc
 from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
@@ -95,8 +95,7 @@ async def redeliver_many(
 ) -> dict[str, Any]:
     """Bulk recovery: send again every `status` notification created since `since`."""
     own_instance(principal, instance_id)
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    since = utc(since, "since")
     count = await service.redeliver_many(
         runtime_of(request), principal.org_id, instance_id, since=since, status=status
     )

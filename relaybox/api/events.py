@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,7 +11,7 @@ from sqlalchemy import Select, select
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deliveries import describe_delivery
-from relaybox.api.deps import RowId, runtime_of
+from relaybox.api.deps import RowId, runtime_of, utc
 from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
@@ -57,7 +57,7 @@ async def _event_page(
     instance_id: int | None,
     filters: EventQuery,
 ) -> list[dict[str, Any]]:
-    status, since = filters.status, filters.since
+    status, since = filters.status, utc(filters.since, "since")
     page_size, before = filters.page_size, decode_page(filters.next_page)
     query: Select[tables.Event, tables.Notification] = (
         select(tables.Event, tables.Notification)
@@ -71,7 +71,7 @@ async def _event_page(
     if status is not None:
         query = query.where(tables.Notification.status == status)
     if since is not None:
-        query = query.where(tables.Event.occurred_at >= _aware(since))
+        query = query.where(tables.Event.occurred_at >= since)
     if before is not None:
         query = query.where(tables.Event.id < before)
     query = query.order_by(tables.Event.id.desc()).limit(page_size + 1)
@@ -87,10 +87,6 @@ async def _event_page(
 
 
 Filters = Annotated[EventQuery, Depends()]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @router.get("/events")

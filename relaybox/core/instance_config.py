@@ -42,6 +42,7 @@ KNOWN_KEYS = frozenset(
     }
 )
 MAX_VALUE_LENGTH = 4096
+DEFAULT_POLL_MINUTES = 15.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class InstanceConfig:
     signature_key: str | None = None
     ordered: bool = False
     vendor_type: str = "webhooks"
-    poll_interval_minutes: float = 15.0
+    poll_interval_minutes: float = DEFAULT_POLL_MINUTES
 
     def public(self) -> dict[str, Any]:
         """The configuration as the API shows it (secrets masked)."""
@@ -77,7 +78,7 @@ class InstanceConfig:
         for key, value in optional.items():
             if value is not None:
                 shown[key] = MASK if key in SECRET_KEYS else value
-        if self.vendor_type == "polling":
+        if self.vendor_type == "polling" or self.poll_interval_minutes != DEFAULT_POLL_MINUTES:
             shown["event.poller.refresh_interval"] = _number_text(self.poll_interval_minutes)
         return shown
 

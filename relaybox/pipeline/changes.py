@@ -194,8 +194,10 @@ class ChangePass:
                 changes = normalize(fetched.entries, index)
             await index_store.apply(session, row.id, changes)
             indexing = row.indexing  # still reading the initial listing: no events yet
-            if not has_more:
+            if indexing and not has_more:
+                # The listing is read; what changed since it began comes next, as events.
                 row.indexing = False
+                row.sync_requested += 1
             if (
                 not indexing
                 and changes.events

@@ -179,6 +179,9 @@ async def test_instance_token_reaches_only_its_instance(stack: Stack) -> None:
         ("POST", "/instances", b"[" * 200_000),
         ("PATCH", "/instances/1", b'{"tags": "x"' + b"}" * 5),
         ("PUT", "/instances/1/events/subscription", b'{"active": "perhaps"}'),
+        ("GET", "/instances/events?since=0001-01-01T00:00:00%2B14:00", None),
+        ("GET", "/instances/events?since=9999-12-31T23:59:59-14:00", None),
+        ("POST", "/instances", b'{"name": ' + b"1" * 5000 + b"}"),
     ],
 )
 async def test_hostile_input_is_a_400_never_a_500(

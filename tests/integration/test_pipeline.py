@@ -6,6 +6,9 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import pytest
+
+from relaybox.pipeline import changes
 from tests.support.stack import AUTH, running_stack
 
 
@@ -129,3 +132,33 @@ async def test_webhooks_during_a_pass_coalesce_into_one_more_pass(
         assert sorted(e["path"] for e in stack.receiver.events()) == sorted(
             ["/first.txt", *(f"/during-{n}.txt" for n in range(5))]
         )
+
+
+async def test_a_change_during_background_indexing_is_delivered(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changes, "MAX_PASS_ENTRIES", 3)  # indexing takes several passes
+    async with running_stack(
+        tmp_path, database_url, index_foreground_limit=3, dropbox_page_limit=3
+    ) as stack:
+        account = await stack.new_account("busy@example.com")
+        for n in range(30):
+            await stack.upload(account, f"/old/{n:02}.txt", b"x")
+        await stack.control(
+            "POST",
+            "/faults",
+            json={
+                "route": "files/list_folder/continue",
+                "status": 200,
+                "count": 6,
+                "delay_ms": 300,
+            },
+        )
+        instance = await stack.connect(account)
+        assert instance["indexing"] is True
+        await asyncio.sleep(0.2)
+        await stack.upload(account, "/new-during-indexing.txt", b"n")
+        await stack.receiver.wait_for(lambda r: len(r.events()) >= 1, timeout=15)
+        assert [(e["eventType"], e["path"]) for e in stack.receiver.events()] == [
+            ("CREATED", "/new-during-indexing.txt")
+        ], "delivered without waiting for another change, and the listing itself is silent"

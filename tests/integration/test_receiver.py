@@ -105,3 +105,31 @@ async def test_chunked_body_over_the_limit_is_413(tmp_path: Path) -> None:
         )
         assert answer.status_code == 413
         assert "body" in answer.json()["message"]
+
+
+async def test_signed_notification_for_an_unknown_account_is_accepted(tmp_path: Path) -> None:
+    """Dropbox disables a webhook that keeps failing: a genuine body naming an account relaybox
+    does not serve (any more) is answered 200 and starts nothing."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'unknown.db'}"
+    async with running_stack(tmp_path, database) as stack:
+        account = await stack.new_account("known@example.com")
+        await stack.connect(account)
+        before = await stored_notifications(stack)
+        body = json.dumps({"list_folder": {"accounts": ["dbid:" + "x" * 35]}}).encode()
+        url = f"{stack.api}/events/dropbox"
+        answer = await stack.http.post(
+            url, content=body, headers={"X-Dropbox-Signature": dropbox_signature(APP_SECRET, body)}
+        )
+        assert answer.status_code == 200
+        assert await stored_notifications(stack) == before + 1
+        forged = await stack.http.post(
+            url, content=body, headers={"X-Dropbox-Signature": dropbox_signature("other", body)}
+        )
+        assert forged.status_code == 403
+        huge_int = b'{"list_folder": {"accounts": []}, "delta": ' + b"1" * 5000 + b"}"
+        odd = await stack.http.post(
+            url,
+            content=huge_int,
+            headers={"X-Dropbox-Signature": dropbox_signature(APP_SECRET, huge_int)},
+        )
+        assert odd.status_code == 400
