@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # First back-off, in seconds, when Dropbox answers 5xx or cannot be reached.
     dropbox_retry_base: float = Field(default=1.0, ge=0)
 
+    # Received provider notifications are kept this many days (a record for operators).
+    inbox_retention_days: float = Field(default=7.0, gt=0)
     # How often idle workers look for work that another process may have written.
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     # How long a worker owns a lease before another worker may take the job over.

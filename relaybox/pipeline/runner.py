@@ -14,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
-from relaybox.pipeline import changes, delivery, longpoll, poller
+from relaybox.pipeline import changes, delivery, housekeeping, longpoll, poller
 from relaybox.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ Leased = tuple[int, str]
 
 PASS_CONCURRENCY = 8
 DELIVERY_CONCURRENCY = 32
+HOUSEKEEPING_SECONDS = 3600.0
 
 
 class Workers:
@@ -54,6 +55,7 @@ class Workers:
             ),
             asyncio.create_task(self._polling()),
             asyncio.create_task(self.longpolls.run(self._stopping)),
+            asyncio.create_task(self._housekeeping()),
         ]
 
     async def stop(self) -> None:
@@ -95,6 +97,18 @@ class Workers:
                 await asyncio.wait_for(
                     self._stopping.wait(), timeout=self.runtime.settings.worker_poll_seconds
                 )
+
+    async def _housekeeping(self) -> None:
+        """Prune the inbox once at start and then every hour."""
+        while not self._stopping.is_set():
+            try:
+                pruned = await housekeeping.prune_inbox(self.runtime)
+                if pruned:
+                    log.info("housekeeping: pruned %s old inbox rows", pruned)
+            except Exception:
+                log.exception("housekeeping failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=HOUSEKEEPING_SECONDS)
 
     async def _loop(
         self,
