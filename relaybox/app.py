@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from starlette.types import ASGIApp
 
 from relaybox import __version__
-from relaybox.api import deliveries, elements, errors, events, instances, receiver
+from relaybox.api import console, deliveries, elements, errors, events, instances, receiver
 from relaybox.api.limits import BodyLimit
 from relaybox.config import Settings
 from relaybox.metrics import PENDING
@@ -68,7 +68,14 @@ def create_app(
     )
     errors.install(app)
     # events before instances: `/instances/events` must not be read as an instance id.
-    routers = (events.router, deliveries.router, instances.router, elements.router, receiver.router)
+    routers = (
+        events.router,
+        deliveries.router,
+        instances.router,
+        elements.router,
+        receiver.router,
+        console.router,
+    )
     for router in routers:
         app.include_router(router)
 

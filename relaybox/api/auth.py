@@ -69,7 +69,11 @@ async def authenticate(request: Request) -> Principal:
 
 async def _authenticate(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
-    header = request.headers.get("authorization", "")
+    return await principal_for(runtime, request.headers.get("authorization", ""))
+
+
+async def principal_for(runtime: Runtime, header: str) -> Principal:
+    """The caller named by an Authorization value (the API's header, the console's session)."""
     if not header or len(header) > MAX_HEADER:
         raise unauthorized()
     parts = parse_header(header)

@@ -1,0 +1,370 @@
+"""`/ui/`: the web console. Server-rendered pages over the same services as the API.
+
+Every page authenticates exactly like the API (`auth.principal_for` on the credential kept
+in the encrypted session cookie, `web/session.py`) and sees only its organization. POST
+forms carry the session's CSRF token. Secrets are never rendered: instances are shown
+through `InstanceService.describe` (secrets masked) without their token.
+
+Connecting an account: the form's values wait in the session while the user consents at
+Dropbox; the OAuth `state` names them. Dropbox's redirect back is a cross-site navigation,
+on which the browser withholds a SameSite=Strict cookie, so the callback, when it arrives
+without the cookie, answers a page that continues to itself from this site (`hop`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from relaybox.api.auth import failure_limiter, principal_for
+from relaybox.api.deps import RowId, runtime_of
+from relaybox.api.errors import ApiError, input_message
+from relaybox.connectors.dropbox.client import authorize_url
+from relaybox.core.errors import Conflict, InvalidInput, NotFound
+from relaybox.services import deliveries
+from relaybox.services.instances import InstanceService
+from relaybox.store import tables
+from relaybox.store.db import transaction
+from relaybox.web import session as cookies
+from relaybox.web.pages import (
+    WEB,
+    Console,
+    ConsoleRoute,
+    Signed,
+    checked_form,
+    csrf_refused,
+    message,
+    page,
+    redirect_uri,
+    secure,
+    signed_in,
+)
+from relaybox.web.session import Session
+from relaybox.web.views import VENDOR_TYPES, create_body, instance_list, instance_view
+
+STATIC = {"console.css": "text/css"}
+NOTICES = {
+    "created": "The account is connected.",
+    "reauthenticated": "The account is re-authenticated.",
+    "events-on": "Events are on.",
+    "events-off": "Events are off.",
+    "resumed": "Deliveries resumed; queued notifications are being sent.",
+    "paused": "Deliveries paused; new notifications wait until you resume.",
+    "redelivered": "The delivery is queued to be sent again.",
+    "redelivered-failed": "Every failed delivery is queued to be sent again.",
+}
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
+
+
+# --- static file and sign-in ------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        raise NotFound(name)
+    return FileResponse(WEB / "static" / name, media_type=STATIC[name])
+
+
+@router.get("")
+async def root() -> Response:
+    return RedirectResponse("/ui/", status_code=303)
+
+
+@router.get("/signin")
+async def signin_form(request: Request) -> Response:
+    return _signin_page(request, None, status=200)
+
+
+def _signin_page(request: Request, error: str | None, *, status: int) -> Response:
+    token = cookies.signin_token(request)
+    answer = page(request, "signin.html", {"error": error, "csrf": token}, status=status)
+    cookies.set_signin_token(answer, token, secure=secure(request))
+    return answer
+
+
+@router.post("/signin")
+async def signin(request: Request) -> Response:
+    runtime = runtime_of(request)
+    form = await request.form()
+    credential = str(form.get("credential") or "").strip()
+    if not cookies.signin_ok(request, str(form.get(cookies.CSRF_FIELD) or "")):
+        return _signin_page(request, "The form expired. Please sign in again.", status=403)
+    limiter = failure_limiter(request)
+    address = request.client.host if request.client else "unknown"
+    if limiter.retry_after(address) is not None:
+        return _signin_page(request, "Too many failed sign-ins; try again later.", status=429)
+    try:
+        principal = await principal_for(runtime, credential)
+    except ApiError:
+        if credential:
+            limiter.failed(address)
+        principal = None
+    if principal is None or principal.instance_id is not None:
+        error = "That credential is not valid. Paste the whole User …, Organization … value."
+        answer = _signin_page(request, error, status=401)
+        cookies.clear(answer, secure=secure(request))
+        return answer
+    answer = RedirectResponse("/ui/", status_code=303)
+    cookies.write(answer, runtime.box, Session(credential), secure=secure(request))
+    answer.delete_cookie(cookies.SIGNIN_COOKIE, path=cookies.PATH)
+    return answer
+
+
+@router.post("/signout")
+async def signout(request: Request, console: Signed) -> Response:
+    if await checked_form(request, console) is None:
+        return csrf_refused(request, console)
+    answer = RedirectResponse("/ui/signin", status_code=303)
+    cookies.clear(answer, secure=secure(request))
+    return answer
+
+
+# --- instances ----------------------------------------------------------------------------
+
+
+@router.get("/")
+async def instances(request: Request, console: Signed) -> Response:
+    context = {
+        "console": console,
+        "instances": await instance_list(console.runtime, console.org_id),
+        "webhook_uri": console.runtime.settings.dropbox_webhook_uri,
+    }
+    return page(request, "instances.html", context)
+
+
+@router.get("/instances/new")
+async def connect_form(request: Request, console: Signed) -> Response:
+    return _connect_page(request, console, {"vendor_type": "webhooks", "events": "on"}, None)
+
+
+def _connect_page(
+    request: Request, console: Console, values: dict[str, str], error: str | None
+) -> Response:
+    # Secrets are never sent back: the user types them again after an error.
+    kept = {k: v for k, v in values.items() if k not in ("app_secret", "signature_key")}
+    context = {
+        "console": console,
+        "values": kept,
+        "error": error,
+        "vendor_types": VENDOR_TYPES,
+        "redirect_uri": redirect_uri(console.runtime),
+    }
+    return page(request, "connect.html", context, status=400 if error else 200)
+
+
+def to_dropbox(request: Request, console: Console, pending: dict[str, Any]) -> Response:
+    """Remember `pending` in the session and send the browser to Dropbox's consent page."""
+    waiting = cookies.new_pending(pending)
+    url = authorize_url(
+        console.runtime.dropbox.urls,
+        app_key=str(pending["app_key"]),
+        redirect_uri=redirect_uri(console.runtime),
+        state=str(waiting["state"]),
+    )
+    answer = RedirectResponse(url, status_code=303)
+    cookies.write(
+        answer, console.runtime.box, console.session.with_pending(waiting), secure=secure(request)
+    )
+    return answer
+
+
+@router.post("/instances/new")
+async def connect(request: Request, console: Signed) -> Response:
+    form = await checked_form(request, console)
+    if form is None:
+        return csrf_refused(request, console)
+    values = {k: v for k, v in form.items() if k != cookies.CSRF_FIELD}
+    try:
+        body = create_body(values, redirect_uri(console.runtime))
+        async with transaction(console.runtime.sessions) as session:
+            taken = await session.scalar(
+                select(tables.Instance.id).where(
+                    tables.Instance.org_id == console.org_id, tables.Instance.name == body["name"]
+                )
+            )
+        if taken is not None:
+            raise Conflict(f"an instance named {body['name']!r} already exists")
+    except InvalidInput as exc:
+        return _connect_page(request, console, values, input_message(exc))
+    except Conflict as exc:
+        return _connect_page(request, console, values, exc.message)
+    app_key = body["configuration"]["oauth.api.key"]
+    return to_dropbox(request, console, {"mode": "create", "body": body, "app_key": app_key})
+
+
+@router.get("/oauth/callback")
+async def oauth_callback(request: Request) -> Response:
+    params = request.query_params
+    runtime = runtime_of(request)
+    if cookies.read(request, runtime.box) is None and not params.get("hop"):
+        # Arrived from Dropbox without the SameSite=Strict cookie: continue from this site.
+        query = urlencode([*params.multi_items(), ("hop", "1")])
+        return page(request, "hop.html", {"next": f"/ui/oauth/callback?{query}"})
+    console = await signed_in(request)
+    pending = console.session.pending_for(params.get("state") or "")
+    if pending is None:
+        return message(
+            request,
+            "Connection expired",
+            "This connection was not started in this session, or took too long. Start again.",
+            status=400,
+            console=console,
+            link=("/ui/instances/new", "Connect a Dropbox account"),
+        )
+    service = InstanceService(runtime)
+    code = params.get("code")
+    try:
+        if not code:
+            reason = params.get("error_description") or params.get("error") or "no code"
+            raise InvalidInput(f"Dropbox did not grant access ({reason})")
+        if pending["mode"] == "reauth":
+            body = {
+                "providerData": {"code": code},
+                "configuration": {"oauth.callback.url": redirect_uri(runtime)},
+            }
+            row = await service.update(console.org_id, int(pending["instance"]), body, reauth=True)
+            done = "reauthenticated"
+        else:
+            row = await service.create(
+                console.org_id, {**pending["body"], "providerData": {"code": code}}
+            )
+            done = "created"
+    except (InvalidInput, Conflict) as exc:
+        text = input_message(exc) if isinstance(exc, InvalidInput) else exc.message
+        answer = message(
+            request,
+            "The account was not connected",
+            text,
+            status=400,
+            console=console,
+            link=("/ui/instances/new", "Start again"),
+        )
+    else:
+        answer = RedirectResponse(f"/ui/instances/{row.id}?done={done}", status_code=303)
+    cookies.write(answer, runtime.box, console.session.with_pending(None), secure=secure(request))
+    return answer
+
+
+# --- one instance ---------------------------------------------------------------------------
+
+
+async def instance_page(
+    request: Request,
+    console: Console,
+    instance_id: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    params = request.query_params
+    view = await instance_view(
+        console.runtime,
+        console.org_id,
+        instance_id,
+        events=params.get("events"),
+        deliveries=params.get("deliveries"),
+    )
+    context = {
+        "console": console,
+        **view,
+        "notice": NOTICES.get(params.get("done") or ""),
+        "error": error,
+    }
+    return page(request, "instance.html", context, status=status)
+
+
+@router.get("/instances/{instance_id}")
+async def instance(instance_id: RowId, request: Request, console: Signed) -> Response:
+    return await instance_page(request, console, instance_id)
+
+
+async def instance_action(
+    request: Request,
+    console: Console,
+    instance_id: int,
+    act: Callable[[dict[str, str]], Awaitable[str | Response]],
+) -> Response:
+    """Check the form's CSRF token, run `act`, then show the instance (PRG) or its error."""
+    form = await checked_form(request, console)
+    if form is None:
+        return csrf_refused(request, console)
+    async with transaction(console.runtime.sessions) as session:
+        await InstanceService(console.runtime).get(session, console.org_id, instance_id)
+    try:
+        done = await act(form)
+    except InvalidInput as exc:
+        return await instance_page(
+            request, console, instance_id, error=input_message(exc), status=400
+        )
+    except Conflict as exc:
+        return await instance_page(request, console, instance_id, error=exc.message, status=409)
+    if isinstance(done, Response):
+        return done
+    return RedirectResponse(f"/ui/instances/{instance_id}?done={done}", status_code=303)
+
+
+@router.post("/instances/{instance_id}/events")
+async def toggle_events(instance_id: RowId, request: Request, console: Signed) -> Response:
+    async def act(form: dict[str, str]) -> str:
+        enabled = form.get("enabled") == "true"
+        body = {"configuration": {"event.notification.enabled": enabled}}
+        await InstanceService(console.runtime).update(
+            console.org_id, instance_id, body, reauth=False
+        )
+        return "events-on" if enabled else "events-off"
+
+    return await instance_action(request, console, instance_id, act)
+
+
+@router.post("/instances/{instance_id}/subscription")
+async def subscription(instance_id: RowId, request: Request, console: Signed) -> Response:
+    async def act(form: dict[str, str]) -> str:
+        active = form.get("active") == "true"
+        await deliveries.set_subscription(console.runtime, console.org_id, instance_id, active)
+        return "resumed" if active else "paused"
+
+    return await instance_action(request, console, instance_id, act)
+
+
+@router.post("/instances/{instance_id}/deliveries/{delivery_id}/redeliver")
+async def redeliver_one(
+    instance_id: RowId, delivery_id: str, request: Request, console: Signed
+) -> Response:
+    async def act(_: dict[str, str]) -> str:
+        await deliveries.redeliver_one(console.runtime, console.org_id, instance_id, delivery_id)
+        return "redelivered"
+
+    return await instance_action(request, console, instance_id, act)
+
+
+@router.post("/instances/{instance_id}/redeliver-failed")
+async def redeliver_failed(instance_id: RowId, request: Request, console: Signed) -> Response:
+    async def act(_: dict[str, str]) -> str:
+        await deliveries.redeliver_many(
+            console.runtime, console.org_id, instance_id, since=None, status="failed"
+        )
+        return "redelivered-failed"
+
+    return await instance_action(request, console, instance_id, act)
+
+
+@router.post("/instances/{instance_id}/reauth")
+async def reauthenticate(instance_id: RowId, request: Request, console: Signed) -> Response:
+    async def act(_: dict[str, str]) -> Response:
+        async with transaction(console.runtime.sessions) as session:
+            row = await InstanceService(console.runtime).get(session, console.org_id, instance_id)
+            app_key = row.app_key
+        if not app_key:
+            raise InvalidInput("this instance has no app key to re-authenticate with")
+        pending = {"mode": "reauth", "instance": instance_id, "app_key": app_key}
+        return to_dropbox(request, console, pending)
+
+    return await instance_action(request, console, instance_id, act)

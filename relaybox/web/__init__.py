@@ -1,0 +1,1 @@
+"""The web console's templates, static files and its session cookie (see `api/console.py`)."""

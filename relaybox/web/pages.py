@@ -1,0 +1,146 @@
+"""Rendering the console's pages: templates, security headers, the signed-in caller, CSRF.
+
+Console routes (`api/console.py`) use `ConsoleRoute`, so a missing session answers a
+redirect to the sign-in form and a missing object an HTML 404 page, never the API's JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from relaybox.api.auth import Principal, principal_for
+from relaybox.api.deps import runtime_of
+from relaybox.api.errors import ApiError
+from relaybox.core.errors import NotFound
+from relaybox.runtime import Runtime
+from relaybox.web import session as cookies
+from relaybox.web.session import Session
+
+WEB = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(WEB / "templates"))
+
+
+class SignInRequired(Exception):
+    """No valid session: the page answers a redirect to the sign-in form."""
+
+
+class ConsoleRoute(APIRoute):
+    """Console routes answer HTML: sign-in redirects and not-found pages, never JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                answer = await handler(request)
+            except SignInRequired:
+                return RedirectResponse("/ui/signin", status_code=303)
+            except (NotFound, RequestValidationError):
+                answer = message(request, "Not found", "There is nothing here.", status=404)
+            answer.headers.update(SECURITY_HEADERS)
+            return answer
+
+        return run
+
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Console:
+    """A signed-in request: its session, its caller and the runtime."""
+
+    session: Session
+    principal: Principal
+    runtime: Runtime
+
+    @property
+    def org_id(self) -> int:
+        return self.principal.org_id
+
+
+def secure(request: Request) -> bool:
+    """Whether cookies get `Secure`: the request came over https, or the server is https."""
+    public = runtime_of(request).settings.public_url
+    return request.url.scheme == "https" or public.startswith("https:")
+
+
+def redirect_uri(runtime: Runtime) -> str:
+    return f"{runtime.settings.public_url.rstrip('/')}/ui/oauth/callback"
+
+
+async def signed_in(request: Request) -> Console:
+    runtime = runtime_of(request)
+    current = cookies.read(request, runtime.box)
+    if current is None:
+        raise SignInRequired
+    try:
+        principal = await principal_for(runtime, current.credential)
+    except ApiError:
+        raise SignInRequired from None
+    if principal.instance_id is not None:
+        raise SignInRequired
+    return Console(current, principal, runtime)
+
+
+Signed = Annotated[Console, Depends(signed_in)]
+
+
+def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
+    answer = templates.TemplateResponse(request, name, context, status_code=status)
+    csp = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"frame-ancestors 'none'; form-action 'self' {www_origin(request)}"
+    )
+    answer.headers["Content-Security-Policy"] = csp
+    return answer
+
+
+def www_origin(request: Request) -> str:
+    parts = urlsplit(runtime_of(request).dropbox.urls.www)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def message(
+    request: Request,
+    title: str,
+    text: str,
+    *,
+    status: int,
+    console: Console | None = None,
+    link: tuple[str, str] | None = None,
+) -> Response:
+    context = {"title": title, "text": text, "console": console, "link": link}
+    return page(request, "message.html", context, status=status)
+
+
+def csrf_refused(request: Request, console: Console) -> Response:
+    return message(
+        request,
+        "Form expired",
+        "This form could not be checked. Reload the page and try again.",
+        status=403,
+        console=console,
+    )
+
+
+async def checked_form(request: Request, console: Console) -> dict[str, str] | None:
+    """The POSTed form as text fields, or None when its CSRF token is not the session's."""
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    return fields if console.session.csrf_ok(fields.get(cookies.CSRF_FIELD)) else None

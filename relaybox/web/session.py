@@ -1,0 +1,135 @@
+"""The console's session: one encrypted cookie, and the CSRF token that goes with it.
+
+The cookie holds the organization credential the user signed in with (the same
+`User ..., Organization ...` value the API takes), a random CSRF token, an expiry and,
+while an account is being connected, the pending connection. It is encrypted with the
+runtime's `SecretBox` (Fernet: encrypted and authenticated), so it reveals nothing and
+cannot be forged; every request still checks the credential against the database, so a
+rotated or deleted credential ends every session made with it.
+
+The cookie is HttpOnly, SameSite=Strict, limited to `/ui`, and Secure when the request
+came over https. A POST form carries the CSRF token in a hidden field; it is compared in
+constant time with the session's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relaybox.crypto import SecretBox
+
+COOKIE = "relaybox_session"
+SIGNIN_COOKIE = "relaybox_signin"
+PATH = "/ui"
+LIFETIME = 12 * 3600
+# A connection started in the console must come back from Dropbox within this time.
+PENDING_LIFETIME = 15 * 60
+CSRF_FIELD = "csrf"
+
+
+@dataclass(frozen=True)
+class Session:
+    credential: str
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    expires: float = field(default_factory=lambda: time.time() + LIFETIME)
+    # The connection waiting for Dropbox's redirect: form values and the OAuth `state`.
+    pending: dict[str, Any] | None = None
+
+    def with_pending(self, pending: dict[str, Any] | None) -> Session:
+        return replace(self, pending=pending)
+
+    def pending_for(self, state: str) -> dict[str, Any] | None:
+        """The pending connection `state` names, if it is this session's and still fresh."""
+        pending = self.pending
+        if not pending or not isinstance(pending.get("state"), str):
+            return None
+        if not hmac.compare_digest(pending["state"].encode(), state.encode()):
+            return None
+        if float(pending.get("expires", 0)) < time.time():
+            return None
+        return pending
+
+    def csrf_ok(self, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf.encode(), str(token).encode())
+
+
+def new_pending(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, "state": secrets.token_urlsafe(24), "expires": time.time() + PENDING_LIFETIME}
+
+
+def read(request: Request, box: SecretBox) -> Session | None:
+    """The request's session, or None when absent, tampered with or expired."""
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > 8192:
+        return None
+    try:
+        data = box.decrypt_json(token)
+        session = Session(
+            credential=str(data["credential"]),
+            csrf=str(data["csrf"]),
+            expires=float(data["expires"]),
+            pending=data.get("pending") if isinstance(data.get("pending"), dict) else None,
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    if session.expires < time.time():
+        return None
+    return session
+
+
+def write(response: Response, box: SecretBox, session: Session, *, secure: bool) -> None:
+    value = box.encrypt_json(
+        {
+            "credential": session.credential,
+            "csrf": session.csrf,
+            "expires": session.expires,
+            "pending": session.pending,
+        }
+    )
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=max(0, int(session.expires - time.time())),
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+
+
+def clear(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict", secure=secure)
+
+
+def signin_token(request: Request) -> str:
+    """The sign-in form's CSRF token: kept in its own cookie until the sign-in succeeds."""
+    current = request.cookies.get(SIGNIN_COOKIE)
+    if current and 20 <= len(current) <= 100:
+        return current
+    return secrets.token_urlsafe(32)
+
+
+def set_signin_token(response: Response, token: str, *, secure: bool) -> None:
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        token,
+        max_age=3600,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+
+
+def signin_ok(request: Request, token: str | None) -> bool:
+    expected = request.cookies.get(SIGNIN_COOKIE)
+    return bool(expected and token) and hmac.compare_digest(
+        str(expected).encode(), str(token).encode()
+    )

@@ -1,0 +1,304 @@
+"""The web console in a real browser (Debian's chromium through playwright), against real servers.
+
+The journey: sign in, connect a sandbox account through the console and the sandbox's
+consent page, watch an event and its delivery, recover a failed delivery, turn events off.
+Then what must be refused: a wrong credential, another organization's instance, a POST
+without the CSRF token. No page may contain a secret.
+
+Chromium is `/usr/bin/chromium` (`apt-get install chromium`); without it these tests fail
+in CI (`CI=true`) and are skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from relaybox.runtime import Runtime
+from relaybox.services.orgs import create_org
+from tests.support.stack import APP_KEY, APP_SECRET, AUTH, ORG_SECRET, USER_SECRET, Stack
+from tests.support.stack import running_stack as stack_of
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    REASON = "the browser tests need /usr/bin/chromium (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(REASON, pytrace=False)
+    pytest.skip(REASON, allow_module_level=True)
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CREDENTIAL = f"User {USER_SECRET}, Organization {ORG_SECRET}"
+SIGNATURE_KEY = "console-signature-key-5150"
+SCREENSHOTS = os.environ.get("RELAYBOX_CONSOLE_SCREENSHOTS")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}"
+    async with stack_of(tmp_path, url, retry_schedule="0.2") as running:
+        yield running
+
+
+class Pages:
+    """Every HTML page the browser was shown, to check that none of them holds a secret."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def look(self, page: Page, name: str) -> str:
+        html = await page.content()
+        self.seen.append(html)
+        if SCREENSHOTS:
+            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=f"{SCREENSHOTS}/{name}.png", full_page=True)
+        return html
+
+
+async def sign_in(page: Page, stack: Stack, credential: str = CREDENTIAL) -> None:
+    await page.goto(f"{stack.relaybox}/ui/")
+    await expect(page).to_have_url(re.compile(r"/ui/signin$"))
+    await page.get_by_label("Credential").fill(credential)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def reload_until(page: Page, text: str, timeout: float = 15.0) -> None:
+    """Reload the page until `text` shows (the console has no live updates)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in await page.content():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{text!r} did not appear on {page.url}")
+        await asyncio.sleep(0.3)
+        await page.reload()
+
+
+async def test_connect_watch_recover_and_turn_off(browser: Browser, stack: Stack) -> None:
+    pages = Pages()
+    account = await stack.new_account("ada@example.com")
+    await stack.upload(account, "/already-there.txt", b"old")
+    context = await browser.new_context()
+    page = await context.new_page()
+    visited: list[str] = []
+    page.on("request", lambda request: visited.append(request.url))
+
+    await sign_in(page, stack)
+    await expect(page.get_by_role("heading", name="Instances")).to_be_visible()
+    await pages.look(page, "01-instances-empty")
+
+    await page.get_by_role("link", name="Connect a Dropbox account").first.click()
+    await page.get_by_label("Name").fill("console dropbox")
+    await page.get_by_label("Tags").fill("team-a, console")
+    await page.get_by_label("App key").fill(APP_KEY)
+    await page.get_by_label("App secret").fill(APP_SECRET)
+    await page.get_by_label("Callback URL for events").fill(stack.callback_url)
+    await page.get_by_label("Signature key").fill(SIGNATURE_KEY)
+    await pages.look(page, "02-connect-form")
+    await page.get_by_role("button", name="Continue to Dropbox").click()
+
+    # The sandbox's consent page. Opened under another host name (localhost, not
+    # 127.0.0.1), Dropbox's redirect back is cross-site as it is in production, so the
+    # browser withholds the SameSite=Strict session cookie and the console must hop.
+    await expect(page).to_have_url(re.compile(r"/oauth2/authorize\?"))
+    assert "127.0.0.1" in page.url
+    await page.goto(page.url.replace("127.0.0.1", "localhost", 1))
+    await page.locator("#account_id").select_option(account)
+    await page.locator("#allow").click()
+
+    await expect(page.locator("#notice")).to_have_text("The account is connected.")
+    assert any("/ui/oauth/callback?" in url and "hop=1" in url for url in visited)
+    instance_url = page.url.split("?")[0]
+    await pages.look(page, "03-instance-new")
+
+    await page.get_by_role("link", name="Instances").first.click()
+    row = page.get_by_role("row").filter(has_text="console dropbox")
+    await expect(row).to_contain_text(account)
+    await expect(row).to_contain_text("valid")
+    await pages.look(page, "04-instances-one")
+
+    # An upload becomes an event, delivered.
+    await stack.upload(account, "/hello.txt", b"hello")
+    await page.goto(instance_url)
+    await reload_until(page, "/hello.txt")
+    await reload_until(page, "delivered")
+    events = page.locator("#events-table tbody tr")
+    await expect(events.first).to_contain_text("CREATED")
+    await expect(events.first).to_contain_text("/hello.txt")
+    assert "/already-there.txt" not in await page.content()
+    await pages.look(page, "05-instance-delivered")
+
+    # The callback fails twice (the try and the one retry): the delivery fails and the
+    # subscription pauses. Resume, then redeliver it from the console.
+    stack.receiver.statuses.extend([500, 500])
+    await stack.upload(account, "/second.txt", b"two")
+    await reload_until(page, "/second.txt")
+    await reload_until(page, "Resume deliveries")
+    failed = page.locator("article.delivery").first
+    await expect(failed).to_contain_text("failed")
+    await expect(failed.locator("table.attempts")).to_contain_text("500")
+    await pages.look(page, "06-instance-failed")
+
+    await page.get_by_role("button", name="Resume deliveries").click()
+    await expect(page.locator("#notice")).to_contain_text("Deliveries resumed")
+    await page.locator("article.delivery").first.get_by_role("button", name="Redeliver").click()
+    await expect(page.locator("#notice")).to_have_text("The delivery is queued to be sent again.")
+    await reload_until(page, "Pause deliveries")
+    first = page.locator("article.delivery").first
+    for _ in range(50):
+        if "delivered" in (await first.inner_text()):
+            break
+        await asyncio.sleep(0.3)
+        await page.reload()
+    await expect(first).to_contain_text("delivered")
+    await expect(first.locator("table.attempts tbody tr")).to_have_count(3)
+    assert [status for _, status in stack.receiver.answered[-3:]] == [500, 500, 200]
+    await pages.look(page, "07-instance-redelivered")
+
+    await page.get_by_role("button", name="Turn events off").click()
+    await expect(page.locator("#notice")).to_have_text("Events are off.")
+    await expect(page.get_by_role("button", name="Turn events on")).to_be_visible()
+    answer = await stack.http.get(f"{stack.api}/instances", headers=AUTH)
+    [instance] = answer.json()
+    assert instance["eventsEnabled"] is False
+    assert instance["configuration"]["oauth.callback.url"].endswith("/ui/oauth/callback")
+    assert instance["tags"] == ["team-a", "console"]
+    await pages.look(page, "08-instance-events-off")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/ui/signin$"))
+    await page.goto(instance_url)
+    await expect(page).to_have_url(re.compile(r"/ui/signin$"))
+
+    secrets = [APP_SECRET, SIGNATURE_KEY, USER_SECRET, ORG_SECRET, instance["token"]]
+    assert len(pages.seen) >= 8
+    for html in pages.seen:
+        for secret in secrets:
+            assert secret not in html
+    await context.close()
+
+
+async def session_cookie(context: BrowserContext) -> dict[str, object] | None:
+    for cookie in await context.cookies():
+        if cookie.get("name") == "relaybox_session":
+            return dict(cookie)
+    return None
+
+
+async def test_refusals(browser: Browser, stack: Stack) -> None:
+    pages = Pages()
+    context = await browser.new_context()
+    page = await context.new_page()
+
+    # A wrong credential: an error, and no session.
+    await sign_in(page, stack, f"User {USER_SECRET}, Organization not-the-org-secret")
+    await expect(page.locator("#error")).to_contain_text("not valid")
+    assert await session_cookie(context) is None
+    await pages.look(page, "10-signin-wrong")
+    await page.goto(f"{stack.relaybox}/ui/")
+    await expect(page).to_have_url(re.compile(r"/ui/signin$"))
+
+    # Another organization's instance is not found, like one that does not exist.
+    runtime = await Runtime.start(stack.settings, migrate=False)
+    try:
+        other = await create_org(runtime, "other org", "o@other.example")
+    finally:
+        await runtime.close()
+    other_auth = {"Authorization": f"User {other.user_secret}, Organization {other.org_secret}"}
+    account = await stack.new_account("bo@example.com")
+    theirs = await stack.connect(account, "theirs", auth=other_auth)
+    ours = await stack.connect(account, "ours")
+
+    await sign_in(page, stack)
+    await expect(page.get_by_role("heading", name="Instances")).to_be_visible()
+    cookie = await session_cookie(context)
+    assert cookie is not None
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/ui"
+    assert CREDENTIAL not in str(cookie["value"]) and USER_SECRET not in str(cookie["value"])
+    listing = await pages.look(page, "11-instances")
+    assert "ours" in listing and "theirs" not in listing
+
+    for missing in (theirs["id"], 999_999, "not-a-number"):
+        answer = await page.goto(f"{stack.relaybox}/ui/instances/{missing}")
+        assert answer is not None and answer.status == 404
+        await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    await pages.look(page, "12-not-found")
+    refused = await context.request.post(
+        f"{stack.relaybox}/ui/instances/{theirs['id']}/events",
+        form={"enabled": "false", "csrf": "whatever"},
+        max_redirects=0,
+    )
+    assert refused.status in (403, 404)
+
+    # A POST without the CSRF token, or with a wrong one, changes nothing.
+    ours_url = f"{stack.relaybox}/ui/instances/{ours['id']}"
+    forms: list[dict[str, str | float | bool]] = [
+        {"enabled": "false"},
+        {"enabled": "false", "csrf": "forged"},
+    ]
+    for form in forms:
+        posted = await context.request.post(f"{ours_url}/events", form=form, max_redirects=0)
+        assert posted.status == 403
+        assert "Form expired" in await posted.text()
+    state = await stack.http.get(f"{stack.api}/instances/{ours['id']}", headers=AUTH)
+    assert state.json()["eventsEnabled"] is True
+    other_state = await stack.http.get(f"{stack.api}/instances/{theirs['id']}", headers=other_auth)
+    assert other_state.json()["eventsEnabled"] is True
+
+    # The same form from the page itself (with its token) goes through.
+    await page.goto(ours_url)
+    await pages.look(page, "13-instance-ours")
+    await page.get_by_role("button", name="Turn events off").click()
+    await expect(page.locator("#notice")).to_have_text("Events are off.")
+
+    # What the instance service refuses is shown on the form, and nothing leaves for Dropbox.
+    await page.goto(f"{stack.relaybox}/ui/instances/new")
+    await page.get_by_label("Name").fill("ours")
+    await page.get_by_label("App key").fill(APP_KEY)
+    await page.get_by_label("App secret").fill(APP_SECRET)
+    await page.get_by_label("Callback URL for events").fill(stack.callback_url)
+    await page.get_by_role("button", name="Continue to Dropbox").click()
+    await expect(page.locator("#error")).to_contain_text("already exists")
+    await page.get_by_label("Name").fill("another")
+    await page.get_by_label("App secret").fill(APP_SECRET)
+    await page.get_by_label("Callback URL for events").fill("")
+    await page.get_by_role("button", name="Continue to Dropbox").click()
+    await expect(page.locator("#error")).to_contain_text("event.notification.callback.url")
+    assert "/ui/instances/new" in page.url
+    await pages.look(page, "14-connect-error")
+
+    # A sign-in POST without the sign-in form's token is refused too.
+    fresh = await browser.new_context()
+    posted = await fresh.request.post(
+        f"{stack.relaybox}/ui/signin", form={"credential": CREDENTIAL}, max_redirects=0
+    )
+    assert posted.status == 403
+    assert await session_cookie(fresh) is None
+    await fresh.close()
+
+    secrets = [APP_SECRET, "sig-key-123", USER_SECRET, ORG_SECRET, ours["token"]]
+    for html in pages.seen:
+        for secret in secrets:
+            assert secret not in html
+    await context.close()
