@@ -35,6 +35,7 @@ from relaybox.services.instances import Credentials, InstanceService
 from relaybox.store import index as index_store
 from relaybox.store import leases, tables
 from relaybox.store.db import transaction
+from relaybox.store.passes import fetchable
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int
             select(instance.id)
             .where(
                 or_(instance.sync_requested > instance.sync_done, instance.indexing.is_(True)),
-                instance.events_enabled.is_(True),
-                instance.valid.is_(True),
-                instance.disabled.is_(False),
-                instance.cursor.is_not(None),
+                fetchable(),
                 leases.free(instance, now),
                 or_(instance.sync_not_before.is_(None), instance.sync_not_before <= now),
             )

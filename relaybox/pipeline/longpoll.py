@@ -33,7 +33,7 @@ from relaybox.core.errors import CursorReset, ProviderError, RateLimited
 from relaybox.runtime import USER_AGENT, Runtime
 from relaybox.store import tables
 from relaybox.store.db import transaction
-from relaybox.store.passes import request_pass
+from relaybox.store.passes import fetchable, request_pass
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,7 @@ START_SPREAD_PER_1000 = 1.0
 
 def longpolled() -> ColumnElement[bool]:
     """Instances whose events come from a held longpoll and that can be fetched now."""
-    instance = tables.Instance
-    return and_(
-        instance.vendor_type == "longpoll",
-        instance.events_enabled.is_(True),
-        instance.valid.is_(True),
-        instance.disabled.is_(False),
-        instance.cursor.is_not(None),
-    )
+    return and_(tables.Instance.vendor_type == "longpoll", fetchable())
 
 
 def error_backoff(failures: int, rng: random.Random) -> float:

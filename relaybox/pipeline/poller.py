@@ -20,7 +20,7 @@ from relaybox.core.schedule import next_due
 from relaybox.runtime import Runtime
 from relaybox.store import tables
 from relaybox.store.db import transaction
-from relaybox.store.passes import request_pass
+from relaybox.store.passes import fetchable, request_pass
 from relaybox.store.polls import interval_of, schedule
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,7 @@ CLAIM_LIMIT = 200
 
 def polled() -> ColumnElement[bool]:
     """Instances whose events come from polling and can be polled now."""
-    instance = tables.Instance
-    return and_(
-        instance.vendor_type == "polling",
-        instance.events_enabled.is_(True),
-        instance.valid.is_(True),
-        instance.disabled.is_(False),
-        instance.cursor.is_not(None),
-    )
+    return and_(tables.Instance.vendor_type == "polling", fetchable())
 
 
 class Poller:

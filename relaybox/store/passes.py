@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.store import tables
@@ -24,4 +24,15 @@ async def request_pass(
             sync_requested=tables.Instance.sync_requested + 1,
             sync_notification=dict(notification) if notification is not None else None,
         )
+    )
+
+
+def fetchable() -> ColumnElement[bool]:
+    """Instances whose changes can be fetched now: events on, valid, enabled, with a cursor."""
+    instance = tables.Instance
+    return and_(
+        instance.events_enabled.is_(True),
+        instance.valid.is_(True),
+        instance.disabled.is_(False),
+        instance.cursor.is_not(None),
     )
