@@ -4,70 +4,22 @@ again and again while it fetches changes and while it delivers them."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet
 
 from relaybox.sandbox.app import create_app as create_sandbox
+from tests.support.processes import Relaybox, start_relaybox
 from tests.support.servers import CallbackReceiver, free_port, serving
-from tests.support.stack import (
-    APP_KEY,
-    APP_SECRET,
-    AUTH,
-    ORG_SECRET,
-    USER_SECRET,
-    Stack,
-)
+from tests.support.stack import AUTH, Stack
 
 FILES = 160
 RENAMES = 80
 DELETES = 80  # 320 changes in all
-
-
-class Relaybox:
-    """`relaybox serve` as a child process that can be killed and started again."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "relaybox", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                try:
-                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("relaybox did not start:\n" + self.log.read_text()[-3000:])
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 async def chaos(
@@ -110,54 +62,6 @@ async def run_phase(
         return expected <= got
 
     await stack.receiver.wait_for(complete, timeout=90)
-
-
-async def start_relaybox(
-    tmp_path: Path,
-    database_url: str,
-    port: int,
-    sandbox_url: str,
-    sandbox_app: Any,
-    receiver: CallbackReceiver,
-    receiver_url: str,
-    http: httpx.AsyncClient,
-) -> tuple[Relaybox, Stack]:
-    """relaybox as a child process against the in-test sandbox, with its Dropbox app set up."""
-    env = {
-        **os.environ,
-        "RELAYBOX_DATABASE_URL": database_url,
-        "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
-        "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
-        "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
-        "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
-        "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
-        "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
-        "RELAYBOX_LEASE_SECONDS": "2",
-        "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
-        **{f"RELAYBOX_DROPBOX_{h}_URL": sandbox_url for h in ("API", "CONTENT", "NOTIFY", "WWW")},
-    }
-    server = Relaybox(env, port, tmp_path / "relaybox.log")
-    stack = Stack(
-        f"http://127.0.0.1:{port}",
-        sandbox_url,
-        receiver,
-        f"{receiver_url}/events",
-        http,
-        None,
-        sandbox_app,
-    )  # type: ignore[arg-type]
-    await server.start()
-    await stack.control(
-        "POST",
-        "/apps",
-        json={
-            "app_key": APP_KEY,
-            "app_secret": APP_SECRET,
-            "webhook_uri": f"http://127.0.0.1:{port}/elements/api-v2/events/dropbox",
-        },
-    )
-    return server, stack
 
 
 async def test_sigterm_finishes_the_delivery_in_flight(tmp_path: Path, database_url: str) -> None:

@@ -1,0 +1,106 @@
+"""relaybox as real child processes, for tests that kill, restart or multiply it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+
+from tests.support.servers import CallbackReceiver
+from tests.support.stack import APP_KEY, APP_SECRET, ORG_SECRET, USER_SECRET, Stack
+
+
+class Relaybox:
+    """`relaybox serve` as a child process that can be killed and started again."""
+
+    def __init__(
+        self, env: dict[str, str], port: int, log: Path, args: tuple[str, ...] = ()
+    ) -> None:
+        self.env, self.port, self.log, self.args = env, port, log, args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    async def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "relaybox", "serve", "--port", str(self.port), *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("relaybox did not start:\n" + self.log.read_text()[-3000:])
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+async def start_relaybox(
+    tmp_path: Path,
+    database_url: str,
+    port: int,
+    sandbox_url: str,
+    sandbox_app: Any,
+    receiver: CallbackReceiver,
+    receiver_url: str,
+    http: httpx.AsyncClient,
+    serve_args: tuple[str, ...] = (),
+) -> tuple[Relaybox, Stack]:
+    """relaybox as a child process against the in-test sandbox, with its Dropbox app set up."""
+    env = {
+        **os.environ,
+        "RELAYBOX_DATABASE_URL": database_url,
+        "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
+        "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
+        "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
+        "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
+        "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
+        "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
+        "RELAYBOX_LEASE_SECONDS": "2",
+        "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
+        **{f"RELAYBOX_DROPBOX_{h}_URL": sandbox_url for h in ("API", "CONTENT", "NOTIFY", "WWW")},
+    }
+    server = Relaybox(env, port, tmp_path / "relaybox.log", serve_args)
+    stack = Stack(
+        f"http://127.0.0.1:{port}",
+        sandbox_url,
+        receiver,
+        f"{receiver_url}/events",
+        http,
+        None,
+        sandbox_app,
+    )  # type: ignore[arg-type]
+    await server.start()
+    await stack.control(
+        "POST",
+        "/apps",
+        json={
+            "app_key": APP_KEY,
+            "app_secret": APP_SECRET,
+            "webhook_uri": f"http://127.0.0.1:{port}/elements/api-v2/events/dropbox",
+        },
+    )
+    return server, stack
