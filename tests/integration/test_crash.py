@@ -10,11 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from relaybox.sandbox.app import create_app as create_sandbox
-from tests.support.processes import Relaybox, start_relaybox
-from tests.support.servers import CallbackReceiver, free_port, serving
+from tests.support.processes import Relaybox, relaybox_process
+from tests.support.servers import CallbackReceiver
 from tests.support.stack import AUTH, Stack
 
 FILES = 160
@@ -66,118 +63,100 @@ async def run_phase(
 
 async def test_sigterm_finishes_the_delivery_in_flight(tmp_path: Path, database_url: str) -> None:
     receiver = CallbackReceiver(delay=1.5)
-    sandbox_app = create_sandbox(webhook_delay=0.05)
-    port = free_port()
-    async with (
-        serving(sandbox_app) as sandbox_url,
-        serving(receiver.app()) as receiver_url,
-        httpx.AsyncClient(timeout=30) as http,
+    async with relaybox_process(tmp_path, database_url, receiver, webhook_delay=0.05) as (
+        server,
+        stack,
     ):
-        server, stack = await start_relaybox(
-            tmp_path, database_url, port, sandbox_url, sandbox_app, receiver, receiver_url, http
-        )
-        try:
-            account = await stack.new_account("term@example.com")
-            instance = await stack.connect(account)
-            await stack.upload(account, "/a.txt", b"a")
-            for _ in range(200):
-                if receiver.in_flight:
-                    break
-                await asyncio.sleep(0.02)
-            assert receiver.in_flight == 1
-            assert server.process is not None
-            server.process.send_signal(signal.SIGTERM)
-            # uvicorn re-raises the signal after its graceful shutdown
-            assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)
-            assert receiver.answered and receiver.answered[0][1] == 200
-            await server.start()
-            listed = (
-                await http.get(f"{stack.api}/instances/{instance['id']}/deliveries", headers=AUTH)
-            ).json()
-            assert [d["status"] for d in listed] == ["delivered"]
-            assert len(listed[0]["attempts"]) == 1
-            await asyncio.sleep(1)
-            assert len(receiver.received) == 1, "a finished delivery is not sent again"
-        finally:
-            server.stop()
+        account = await stack.new_account("term@example.com")
+        instance = await stack.connect(account)
+        await stack.upload(account, "/a.txt", b"a")
+        for _ in range(200):
+            if receiver.in_flight:
+                break
+            await asyncio.sleep(0.02)
+        assert receiver.in_flight == 1
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the signal after its graceful shutdown
+        assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)
+        assert receiver.answered and receiver.answered[0][1] == 200
+        await server.start()
+        listed = (
+            await stack.http.get(f"{stack.api}/instances/{instance['id']}/deliveries", headers=AUTH)
+        ).json()
+        assert [d["status"] for d in listed] == ["delivered"]
+        assert len(listed[0]["attempts"]) == 1
+        await asyncio.sleep(1)
+        assert len(receiver.received) == 1, "a finished delivery is not sent again"
 
 
 async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, database_url: str) -> None:
     rng = random.Random(20261130)
     receiver = CallbackReceiver(delay=0.05)
     receiver.statuses = [rng.choice([200, 200, 200, 500]) for _ in range(200)]
-    sandbox_app = create_sandbox(webhook_delay=0.1)
-    port = free_port()
-    async with (
-        serving(sandbox_app) as sandbox_url,
-        serving(receiver.app()) as receiver_url,
-        httpx.AsyncClient(timeout=30) as http,
+    async with relaybox_process(tmp_path, database_url, receiver, webhook_delay=0.1) as (
+        server,
+        stack,
     ):
-        server, stack = await start_relaybox(
-            tmp_path, database_url, port, sandbox_url, sandbox_app, receiver, receiver_url, http
+        account = await stack.new_account("chaos@example.com")
+        for folder in ("/a", "/b", "/c", "/d"):
+            await stack.folder(account, folder)
+        await stack.connect(account)
+
+        names = [f"/{'abcd'[n % 4]}/f{n:03}.txt" for n in range(FILES)]
+        expected: set[tuple[str, str, str | None]] = set()
+
+        def create(path: str) -> Any:
+            expected.add(("CREATED", path, None))
+            return lambda: stack.upload(account, path, path.encode())
+
+        def rename(path: str) -> Any:
+            new = path.replace(".txt", "-renamed.txt")
+            expected.add(("UPDATED", path, new))
+            return lambda: stack.move(account, path, new)
+
+        def delete(path: str) -> Any:
+            expected.add(("DELETED", path, None))
+            return lambda: stack.remove(account, path)
+
+        await run_phase(stack, server, rng, expected, [create(p) for p in names])
+        renamed = names[:RENAMES]
+        await run_phase(stack, server, rng, expected, [rename(p) for p in renamed])
+        doomed = [p.replace(".txt", "-renamed.txt") for p in renamed[: DELETES // 2]]
+        doomed += names[RENAMES : RENAMES + DELETES // 2]
+        await run_phase(stack, server, rng, expected, [delete(p) for p in doomed])
+        assert server.kills >= 6, server.kills
+
+        events = receiver.events()
+        got = {(e["eventType"], e["path"], e.get("newPath")) for e in events}
+        assert got == expected, "every change arrives, and nothing that did not happen"
+        assert len(expected) == FILES + RENAMES + DELETES
+
+        ids_per_event: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
+        object_ids: dict[str, set[str]] = defaultdict(set)
+        for item in receiver.received:
+            body = item.json()
+            for e in body["message"]["events"]:
+                ids_per_event[(e["eventType"], e["path"], e.get("newPath"))].add(body["id"])
+                object_ids[e["path"].replace("-renamed", "")].add(e["objectId"])
+        assert all(len(ids) == 1 for ids in ids_per_event.values()), (
+            "a duplicate delivery carries the same notification id"
         )
-        try:
-            account = await stack.new_account("chaos@example.com")
-            for folder in ("/a", "/b", "/c", "/d"):
-                await stack.folder(account, folder)
-            await stack.connect(account)
+        assert all(len(ids) == 1 for ids in object_ids.values())
 
-            names = [f"/{'abcd'[n % 4]}/f{n:03}.txt" for n in range(FILES)]
-            expected: set[tuple[str, str, str | None]] = set()
+        async def all_delivered() -> bool:
+            instances = (await stack.http.get(f"{stack.api}/instances", headers=AUTH)).json()
+            listed = (
+                await stack.http.get(
+                    f"{stack.api}/instances/{instances[0]['id']}/deliveries",
+                    params={"pageSize": 500},
+                    headers=AUTH,
+                )
+            ).json()
+            return bool(listed) and all(d["status"] == "delivered" for d in listed)
 
-            def create(path: str) -> Any:
-                expected.add(("CREATED", path, None))
-                return lambda: stack.upload(account, path, path.encode())
-
-            def rename(path: str) -> Any:
-                new = path.replace(".txt", "-renamed.txt")
-                expected.add(("UPDATED", path, new))
-                return lambda: stack.move(account, path, new)
-
-            def delete(path: str) -> Any:
-                expected.add(("DELETED", path, None))
-                return lambda: stack.remove(account, path)
-
-            await run_phase(stack, server, rng, expected, [create(p) for p in names])
-            renamed = names[:RENAMES]
-            await run_phase(stack, server, rng, expected, [rename(p) for p in renamed])
-            doomed = [p.replace(".txt", "-renamed.txt") for p in renamed[: DELETES // 2]]
-            doomed += names[RENAMES : RENAMES + DELETES // 2]
-            await run_phase(stack, server, rng, expected, [delete(p) for p in doomed])
-            assert server.kills >= 6, server.kills
-
-            events = receiver.events()
-            got = {(e["eventType"], e["path"], e.get("newPath")) for e in events}
-            assert got == expected, "every change arrives, and nothing that did not happen"
-            assert len(expected) == FILES + RENAMES + DELETES
-
-            ids_per_event: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
-            object_ids: dict[str, set[str]] = defaultdict(set)
-            for item in receiver.received:
-                body = item.json()
-                for e in body["message"]["events"]:
-                    ids_per_event[(e["eventType"], e["path"], e.get("newPath"))].add(body["id"])
-                    object_ids[e["path"].replace("-renamed", "")].add(e["objectId"])
-            assert all(len(ids) == 1 for ids in ids_per_event.values()), (
-                "a duplicate delivery carries the same notification id"
-            )
-            assert all(len(ids) == 1 for ids in object_ids.values())
-
-            async def all_delivered() -> bool:
-                instances = (await http.get(f"{stack.api}/instances", headers=AUTH)).json()
-                listed = (
-                    await http.get(
-                        f"{stack.api}/instances/{instances[0]['id']}/deliveries",
-                        params={"pageSize": 500},
-                        headers=AUTH,
-                    )
-                ).json()
-                return bool(listed) and all(d["status"] == "delivered" for d in listed)
-
-            for _ in range(100):
-                if await all_delivered():
-                    break
-                await asyncio.sleep(0.1)
-            assert await all_delivered(), "no notification is left undelivered"
-        finally:
-            server.stop()
+        for _ in range(100):
+            if await all_delivered():
+                break
+            await asyncio.sleep(0.1)
+        assert await all_delivered(), "no notification is left undelivered"

@@ -10,11 +10,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
-from relaybox.sandbox.app import create_app as create_sandbox
-from tests.support.processes import start_relaybox
-from tests.support.servers import CallbackReceiver, free_port, serving
+from tests.support.processes import relaybox_process
+from tests.support.servers import CallbackReceiver
 
 
 def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -31,23 +28,10 @@ async def test_two_worker_processes_deliver_every_change_once(
     tmp_path: Path, database_url: str
 ) -> None:
     receiver = CallbackReceiver(delay=0.02)
-    sandbox_app = create_sandbox(webhook_delay=0.05)
-    async with (
-        serving(sandbox_app) as sandbox_url,
-        serving(receiver.app()) as receiver_url,
-        httpx.AsyncClient(timeout=30) as http,
+    async with relaybox_process(tmp_path, database_url, receiver, serve_args=("--no-workers",)) as (
+        server,
+        stack,
     ):
-        server, stack = await start_relaybox(
-            tmp_path,
-            database_url,
-            free_port(),
-            sandbox_url,
-            sandbox_app,
-            receiver,
-            receiver_url,
-            http,
-            serve_args=("--no-workers",),
-        )
         workers = [worker(server.env, tmp_path / f"worker{n}.log") for n in (1, 2)]
         try:
             account = await stack.new_account("scale@example.com")
@@ -82,4 +66,3 @@ async def test_two_worker_processes_deliver_every_change_once(
                 if process.poll() is None:
                     process.terminate()
                     process.wait(timeout=30)
-            server.stop()

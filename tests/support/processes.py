@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
 
-from tests.support.servers import CallbackReceiver
+from relaybox.sandbox.app import create_app as create_sandbox
+from tests.support.servers import CallbackReceiver, free_port, serving
 from tests.support.stack import APP_KEY, APP_SECRET, ORG_SECRET, USER_SECRET, Stack
 
 
@@ -104,3 +107,36 @@ async def start_relaybox(
         },
     )
     return server, stack
+
+
+@contextlib.asynccontextmanager
+async def relaybox_process(
+    tmp_path: Path,
+    database_url: str,
+    receiver: CallbackReceiver,
+    *,
+    webhook_delay: float = 0.05,
+    serve_args: tuple[str, ...] = (),
+) -> AsyncIterator[tuple[Relaybox, Stack]]:
+    """The in-test sandbox and callback receiver, and relaybox as a child process."""
+    sandbox_app = create_sandbox(webhook_delay=webhook_delay)
+    async with (
+        serving(sandbox_app) as sandbox_url,
+        serving(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        server, stack = await start_relaybox(
+            tmp_path,
+            database_url,
+            free_port(),
+            sandbox_url,
+            sandbox_app,
+            receiver,
+            receiver_url,
+            http,
+            serve_args,
+        )
+        try:
+            yield server, stack
+        finally:
+            server.stop()
