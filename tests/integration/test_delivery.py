@@ -4,7 +4,6 @@ fairness between instances, and callback URLs that must not be reached (SSRF).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,25 +11,8 @@ from typing import Any
 import pytest
 
 from relaybox.services import callbacks
-from tests.support.servers import CallbackReceiver, serving
+from tests.support.servers import CallbackReceiver, eventually, serving
 from tests.support.stack import AUTH, Stack, running_stack
-
-
-async def deliveries(stack: Stack, instance_id: int) -> list[dict[str, Any]]:
-    answer = await stack.http.get(f"{stack.api}/instances/{instance_id}/deliveries", headers=AUTH)
-    assert answer.status_code == 200, answer.text
-    return list(answer.json())
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
-    async def loop() -> Any:
-        while True:
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.1)
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 async def changes(stack: Stack, account: str, names: list[str], gap: float = 0.3) -> None:
@@ -55,7 +37,7 @@ async def test_410_deactivates_and_the_queue_drains_in_order_after_reactivation(
         await changes(stack, account, ["b.txt", "c.txt", "d.txt"])
 
         async def queued() -> bool:
-            listed = await deliveries(stack, instance["id"])
+            listed = await stack.deliveries(instance["id"])
             return len(listed) == 4 and all(d["status"] == "pending" for d in listed)
 
         await eventually(queued)
@@ -75,7 +57,7 @@ async def test_410_deactivates_and_the_queue_drains_in_order_after_reactivation(
 
         async def all_delivered() -> list[dict[str, Any]] | None:
             # The receiver holds the last one before relaybox has recorded its answer.
-            listed = await deliveries(stack, instance["id"])
+            listed = await stack.deliveries(instance["id"])
             return listed if {d["status"] for d in listed} == {"delivered"} else None
 
         listed = await eventually(all_delivered)
@@ -93,7 +75,7 @@ async def test_exhausted_retries_deactivate_and_redeliver_recovers(
         await stack.upload(account, "/first.txt", b"1")
 
         async def given_up() -> list[dict[str, Any]] | None:
-            listed = await deliveries(stack, instance["id"])
+            listed = await stack.deliveries(instance["id"])
             return listed if listed and listed[0]["status"] == "failed" else None
 
         failed = (await eventually(given_up))[0]
@@ -126,7 +108,7 @@ async def test_exhausted_retries_deactivate_and_redeliver_recovers(
 
 
 async def _count(stack: Stack, instance_id: int, count: int) -> bool:
-    return len(await deliveries(stack, instance_id)) == count
+    return len(await stack.deliveries(instance_id)) == count
 
 
 async def test_retry_after_is_honoured_within_twice_the_schedule(
@@ -140,7 +122,7 @@ async def test_retry_after_is_honoured_within_twice_the_schedule(
         await stack.upload(account, "/a.txt", b"a")
 
         async def attempted() -> dict[str, Any] | None:
-            listed = await deliveries(stack, instance["id"])
+            listed = await stack.deliveries(instance["id"])
             return listed[0] if listed and listed[0]["attempts"] else None
 
         delivery = await eventually(attempted)
@@ -264,7 +246,7 @@ async def test_callback_host_that_rebinds_to_loopback_is_refused_at_connect_time
         await stack.upload(account, "/a.txt", b"a")
 
         async def refused() -> dict[str, Any] | None:
-            listed = await deliveries(stack, instance["id"])
+            listed = await stack.deliveries(instance["id"])
             return listed[0] if listed and listed[0]["attempts"] else None
 
         delivery = await eventually(refused)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relaybox.pipeline import changes
+from tests.support.servers import eventually
 from tests.support.stack import AUTH, running_stack
 
 
@@ -46,17 +48,11 @@ async def test_failed_attempts_are_retried_with_the_same_id_and_listed(
         ids = {item.headers["elements-webhook-id"] for item in stack.receiver.received}
         assert len(ids) == 1
 
-        async def delivered() -> list[dict[str, object]]:
-            while True:
-                answer = await stack.http.get(
-                    f"{stack.api}/instances/{instance['id']}/deliveries", headers=AUTH
-                )
-                listed = answer.json()
-                if listed and listed[0]["status"] == "delivered":
-                    return list(listed)
-                await asyncio.sleep(0.1)
+        async def delivered() -> list[dict[str, Any]] | None:
+            listed = await stack.deliveries(instance["id"])
+            return listed if listed and listed[0]["status"] == "delivered" else None
 
-        listed = await asyncio.wait_for(delivered(), 10)
+        listed = await eventually(delivered, 10)
         assert len(listed) == 1
         assert listed[0]["id"] in ids
         assert [a["statusCode"] for a in listed[0]["attempts"]] == [500, 500, 500, 200]
@@ -78,15 +74,10 @@ async def test_large_accounts_are_indexed_in_the_background(
         assert instance["indexing"] is True
 
         async def indexed() -> bool:
-            while True:
-                answer = await stack.http.get(
-                    f"{stack.api}/instances/{instance['id']}", headers=AUTH
-                )
-                if answer.json()["indexing"] is False:
-                    return True
-                await asyncio.sleep(0.05)
+            answer = await stack.http.get(f"{stack.api}/instances/{instance['id']}", headers=AUTH)
+            return answer.json()["indexing"] is False
 
-        await asyncio.wait_for(indexed(), 10)
+        await eventually(indexed, 10, interval=0.05)
         await stack.upload(account, "/old/07.txt", b"edited")
         await stack.upload(account, "/new.txt", b"new")
         await stack.receiver.wait_for(lambda r: len(r.events()) >= 2)

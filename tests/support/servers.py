@@ -132,3 +132,16 @@ class RequestLog:
 
     def of(self, path: str) -> list[tuple[float, int]]:
         return [(at, status) for at, _, p, status in self.calls if p == path]
+
+
+async def eventually(check: Any, timeout: float = 15, interval: float = 0.1) -> Any:
+    """Await `check()` until it returns something truthy (within `timeout`); return that."""
+
+    async def loop() -> Any:
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(interval)
+
+    return await asyncio.wait_for(loop(), timeout)

@@ -47,6 +47,11 @@ class Stack:
         response.raise_for_status()
         return response
 
+    async def deliveries(self, instance_id: int) -> list[dict[str, Any]]:
+        answer = await self.http.get(f"{self.api}/instances/{instance_id}/deliveries", headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        return list(answer.json())
+
     async def new_account(self, email: str) -> str:
         answer = await self.control("POST", "/accounts", json={"email": email})
         return str(answer.json()["account_id"])
