@@ -106,6 +106,9 @@ class Instance(Base):
     sync_done: Mapped[int] = mapped_column(Integer, default=0)
     sync_notification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sync_not_before: Mapped[datetime | None]
+    # When the oldest pass request not yet taken up by a pass was made: passes are claimed
+    # oldest request first, across instances and processes (NULL while a pass runs).
+    pass_queued_at: Mapped[datetime | None] = mapped_column(index=True)
     # Consecutive failed passes (provider errors): the back-off before the next one grows.
     sync_failures: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
