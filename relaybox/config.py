@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     inbox_retention_days: float = Field(default=7.0, gt=0)
     # How often idle workers look for work that another process may have written.
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # Change passes and delivery attempts one worker process runs at once.
+    pass_concurrency: int = Field(default=32, ge=1)
+    delivery_concurrency: int = Field(default=64, ge=1)
     # How long a worker owns a lease before another worker may take the job over.
     lease_seconds: float = Field(default=60.0, gt=0)
 

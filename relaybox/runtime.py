@@ -7,7 +7,6 @@ handed to the API and the workers; nothing here is a module-level global.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,7 +16,9 @@ from relaybox import __version__
 from relaybox.config import Settings
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
 from relaybox.crypto import SecretBox
+from relaybox.services.webhook_secrets import WebhookSecrets
 from relaybox.store import db
+from relaybox.store.inbox import InboxWriter
 
 USER_AGENT = f"relaybox/{__version__}"
 
@@ -41,8 +42,8 @@ class Runtime:
     dropbox: DropboxClient
     http: httpx.AsyncClient
     wakeups: Wakeups
-    # Decrypted webhook app secrets by ciphertext (Fernet is slow next to an HMAC check).
-    app_secrets: OrderedDict[str, str | None] = field(default_factory=OrderedDict)
+    inbox: InboxWriter
+    webhook_secrets: WebhookSecrets
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -60,11 +61,13 @@ class Runtime:
             notify=settings.dropbox_notify_url.rstrip("/"),
             www=settings.dropbox_www_url.rstrip("/"),
         )
+        sessions = db.session_factory(engine)
+        box = SecretBox.load(settings.secret_key, settings.data_dir)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=db.session_factory(engine),
-            box=SecretBox.load(settings.secret_key, settings.data_dir),
+            sessions=sessions,
+            box=box,
             dropbox=DropboxClient(
                 urls,
                 http,
@@ -73,8 +76,11 @@ class Runtime:
             ),
             http=http,
             wakeups=Wakeups(),
+            inbox=InboxWriter(sessions),
+            webhook_secrets=WebhookSecrets(sessions, box),
         )
 
     async def close(self) -> None:
+        await self.inbox.close()
         await self.http.aclose()
         await self.engine.dispose()

@@ -62,25 +62,35 @@ class LeaseLost(Exception):
 
 
 async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int, str]]:
-    """Lease instances that have a pass pending: [(instance id, lease token)]."""
+    """Lease instances that have a pass pending, oldest request first: [(id, lease token)].
+
+    The order is `pass_queued_at` (when the oldest request not yet taken up by a pass was
+    made), so an instance whose webhooks keep coming waits its turn behind the others
+    instead of starving them; one statement claims the whole batch.
+    """
     now = utcnow()
     instance = tables.Instance
-    async with transaction(runtime.sessions) as session:
-        candidates = await session.scalars(
-            select(instance.id)
-            .where(
-                or_(instance.sync_requested > instance.sync_done, instance.indexing.is_(True)),
-                fetchable(),
-                leases.free(instance, now),
-                or_(instance.sync_not_before.is_(None), instance.sync_not_before <= now),
-            )
-            .order_by(instance.sync_not_before.is_not(None), instance.id)
-            .limit(limit)
+    due = (
+        select(instance.id)
+        .where(
+            or_(instance.sync_requested > instance.sync_done, instance.indexing.is_(True)),
+            fetchable(),
+            leases.free(instance, now),
+            or_(instance.sync_not_before.is_(None), instance.sync_not_before <= now),
         )
-        ids = list(candidates)
-    return await leases.take(
-        runtime.sessions, instance, instance.id, ids, owner, runtime.settings.lease_seconds
+        .order_by(instance.pass_queued_at.asc().nulls_first(), instance.id)
+        .limit(limit)
     )
+    async with transaction(runtime.sessions) as session:
+        return await leases.take(
+            session,
+            instance,
+            instance.id,
+            due,
+            owner,
+            runtime.settings.lease_seconds,
+            pass_queued_at=None,
+        )
 
 
 def outage_backoff(failures: int) -> timedelta:
@@ -206,6 +216,9 @@ class ChangePass:
             row.cursor = fetched.cursor
             if not has_more:
                 row.sync_done = requested
+            if row.sync_requested > row.sync_done or row.indexing:
+                # More to fetch: back of the queue, behind the instances already waiting.
+                row.pass_queued_at = row.pass_queued_at or utcnow()
             row.lease_owner, row.lease_until, row.sync_not_before = None, None, None
             row.sync_failures = 0
             if row.status_message and row.valid:
@@ -323,3 +336,5 @@ class ChangePass:
                 row.status_message = f"Dropbox: {message}" if message else row.status_message
             row.lease_owner, row.lease_until = None, None
             row.sync_not_before = utcnow() + (not_before or timedelta())
+            # It rejoins the queue when its back-off ends, behind whoever asked before then.
+            row.pass_queued_at = row.sync_not_before

@@ -92,15 +92,18 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[tuple[int, str
         if busy + per_instance.get(instance_id, 0) < cap:
             chosen.append(pk)
             per_instance[instance_id] = per_instance.get(instance_id, 0) + 1
-    return await leases.take(
-        runtime.sessions,
-        note,
-        note.pk,
-        chosen,
-        owner,
-        runtime.settings.lease_seconds,
-        note.status == "pending",
-    )
+    # A separate transaction: on SQLite a read transaction that turns into a write one
+    # fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between.
+    async with transaction(runtime.sessions) as session:
+        return await leases.take(
+            session,
+            note,
+            note.pk,
+            chosen,
+            owner,
+            runtime.settings.lease_seconds,
+            note.status == "pending",
+        )
 
 
 async def deliver(runtime: Runtime, token: str, pk: int) -> None:

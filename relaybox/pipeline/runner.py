@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 Leased = tuple[int, str]
 """A claimed row's key and the lease token that proves the claim."""
 
-PASS_CONCURRENCY = 8
-DELIVERY_CONCURRENCY = 32
 HOUSEKEEPING_SECONDS = 3600.0
 
 
@@ -41,14 +39,18 @@ class Workers:
         self._tasks = [
             asyncio.create_task(
                 self._loop(
-                    "changes", wake.changes, PASS_CONCURRENCY, self._claim_passes, self._run_pass
+                    "changes",
+                    wake.changes,
+                    self.runtime.settings.pass_concurrency,
+                    self._claim_passes,
+                    self._run_pass,
                 )
             ),
             asyncio.create_task(
                 self._loop(
                     "delivery",
                     wake.delivery,
-                    DELIVERY_CONCURRENCY,
+                    self.runtime.settings.delivery_concurrency,
                     self._claim_deliveries,
                     self._deliver,
                 )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, Select, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
@@ -29,29 +29,40 @@ def free(model: Any, now: datetime) -> ColumnElement[bool]:
 
 
 async def take(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     model: Any,
     key: Any,
-    candidates: Sequence[Any],
+    candidates: Select[Any] | Sequence[Any],
     owner: str,
     seconds: float,
     *conditions: ColumnElement[bool],
+    **values: Any,
 ) -> list[tuple[Any, str]]:
-    """Lease each candidate that is still free (and meets `conditions`): [(key, token)]."""
+    """Lease, in one statement, each candidate still free (and meeting `conditions`).
+
+    `candidates` is a list of keys or a query selecting them; on PostgreSQL a query's rows
+    are locked with SKIP LOCKED, so concurrent claimers divide the work instead of queueing
+    behind each other. Every row of one claim shares one token (a claim is one lease
+    decision); `values` are written with the lease. Returns [(key, token)].
+    """
     now = utcnow()
-    until = now + timedelta(seconds=seconds)
-    taken = []
-    for candidate in candidates:
-        token = new_token(owner)
-        async with transaction(sessions) as session:
-            result = await session.execute(
-                update(model)
-                .where(key == candidate, free(model, now), *conditions)
-                .values(lease_owner=token, lease_until=until)
-            )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            taken.append((candidate, token))
-    return taken
+    token = new_token(owner)
+    if isinstance(candidates, Select):
+        if session.get_bind().dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        chosen: Any = candidates.scalar_subquery()
+    elif candidates:
+        chosen = list(candidates)
+    else:
+        return []
+    result = await session.execute(
+        update(model)
+        .where(key.in_(chosen), free(model, now), *conditions)
+        .values(lease_owner=token, lease_until=now + timedelta(seconds=seconds), **values)
+        .returning(key)
+        .execution_options(synchronize_session=False)
+    )
+    return [(taken, token) for taken in sorted(result.scalars())]
 
 
 async def renew(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy import ColumnElement, and_, func, literal, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaybox.core.clock import utcnow
 from relaybox.store import tables
 
 
@@ -23,6 +24,9 @@ async def request_pass(
         .values(
             sync_requested=tables.Instance.sync_requested + 1,
             sync_notification=dict(notification) if notification is not None else None,
+            pass_queued_at=func.coalesce(
+                tables.Instance.pass_queued_at, literal(utcnow(), tables.UTCDateTime())
+            ),
         )
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
+from starlette.types import ASGIApp
 
 from relaybox.app import create_app
 from relaybox.config import Settings
@@ -171,11 +172,18 @@ def relaybox_settings(
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    tmp_path: Path, database_url: str, *, webhook_delay: float = 0.05, **extra: Any
+    tmp_path: Path,
+    database_url: str,
+    *,
+    webhook_delay: float = 0.05,
+    wrap_sandbox: Callable[[ASGIApp], ASGIApp] | None = None,
+    **extra: Any,
 ) -> AsyncIterator[Stack]:
+    """Sandbox, relaybox and a callback receiver on free ports; `wrap_sandbox` may put a
+    middleware in front of the sandbox (to act when relaybox calls a route)."""
     receiver = CallbackReceiver()
     sandbox_app = create_sandbox(webhook_delay=webhook_delay)
-    sandbox_log = RequestLog(sandbox_app)
+    sandbox_log = RequestLog(wrap_sandbox(sandbox_app) if wrap_sandbox else sandbox_app)
     relaybox_port = free_port()
     relaybox_url = f"http://127.0.0.1:{relaybox_port}"
     async with serving(sandbox_log) as sandbox_url, serving(receiver.app()) as receiver_url:
