@@ -37,5 +37,9 @@ typecheck: $(VENV)/.dev-deps
 unit: $(VENV)/.dev-deps
 	$(BIN)/pytest tests/unit
 
+## The benchmark suite (docs/BENCHMARKS.md): make bench BENCH_ARGS="--quick" for a smoke run
+bench: $(VENV)/.dev-deps
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) relaybox-data .pytest_cache .mypy_cache .ruff_cache

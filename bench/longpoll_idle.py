@@ -36,12 +36,9 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from bench.seed import SandboxControl, seed_instances
 from relaybox.config import Settings
-from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
-from relaybox.core.instance_config import parse_config
-from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
-from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
 from tests.support.servers import CallbackReceiver, free_port, serving
@@ -151,51 +148,18 @@ class Bench:
 
 async def seed(settings: Settings, bench: Bench, count: int) -> None:
     """Insert `count` longpoll instances, each on its own sandbox account, in one go."""
-    runtime = await Runtime.start(settings, migrate=False)
-    client = DropboxClient(DropboxURLs(api=bench.sandbox, notify=bench.sandbox), bench.http)
-    service = InstanceService(runtime)
-    config = parse_config(
-        {
-            "oauth.api.key": APP_KEY,
-            "oauth.api.secret": APP_SECRET,
-            "event.notification.enabled": True,
-            "event.notification.callback.url": f"{bench.receiver}/idle",
-            "event.vendor.type": "longpoll",
-        }
+    sandbox = SandboxControl(bench.http, bench.sandbox)
+    accounts = await sandbox.new_accounts("idle", count)
+    await seed_instances(
+        settings,
+        sandbox,
+        accounts,
+        app_key=APP_KEY,
+        app_secret=APP_SECRET,
+        callback=f"{bench.receiver}/idle",
+        vendor_type="longpoll",
+        name_prefix="idle",
     )
-    gate = asyncio.Semaphore(32)
-
-    async def one(n: int) -> tables.Instance:
-        async with gate:
-            account, code = await bench.account(f"idle-{n}@example.com")
-            tokens = await client.exchange_code(
-                code=code, app_key=APP_KEY, app_secret=APP_SECRET, redirect_uri=REDIRECT
-            )
-            cursor = (await client.list_folder(tokens.access_token))["cursor"]
-        token = new_secret()
-        return tables.Instance(
-            org_id=org_id,
-            name=f"idle-{n}",
-            element_key="dropbox",
-            token_hash=secret_hash(token),
-            token_enc=runtime.box.encrypt(token),
-            configuration=config.stored(),
-            secrets_enc=service._seal(config, tokens),
-            tags=[],
-            app_key=APP_KEY,
-            account_id=account,
-            events_enabled=True,
-            vendor_type="longpoll",
-            cursor=str(cursor),
-            access_token_expires_at=tokens.expires_at,
-        )
-
-    async with transaction(runtime.sessions) as session:
-        org_id = (await session.scalars(select(tables.Organization.id))).first()
-    rows = await asyncio.gather(*(one(n) for n in range(count)))
-    async with transaction(runtime.sessions) as session:
-        session.add_all(rows)
-    await runtime.close()
 
 
 async def held(settings: Settings) -> int:
