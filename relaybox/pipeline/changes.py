@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
@@ -61,12 +61,27 @@ class LeaseLost(Exception):
     """Another worker owns the instance now; this pass must not be applied."""
 
 
-async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int, str]]:
-    """Lease instances that have a pass pending, oldest request first: [(id, lease token)].
+@dataclass(frozen=True)
+class Claimed:
+    """A leased instance and what its pass starts from, as the claim itself read it."""
+
+    instance_id: int
+    token: str
+    cursor: str | None
+    requested: int
+    notification: dict[str, Any] | None
+    secrets_enc: str
+    configuration: dict[str, Any]
+    expires_at: datetime | None
+
+
+async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
+    """Lease instances that have a pass pending, oldest request first.
 
     The order is `pass_queued_at` (when the oldest request not yet taken up by a pass was
     made), so an instance whose webhooks keep coming waits its turn behind the others
-    instead of starving them; one statement claims the whole batch.
+    instead of starving them. One statement claims the whole batch and reads what each
+    pass starts from.
     """
     now = utcnow()
     instance = tables.Instance
@@ -82,15 +97,36 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[tuple[int
         .limit(limit)
     )
     async with transaction(runtime.sessions) as session:
-        return await leases.take(
+        taken = await leases.take(
             session,
             instance,
             instance.id,
             due,
             owner,
             runtime.settings.lease_seconds,
+            returning=(
+                instance.cursor,
+                instance.sync_requested,
+                instance.sync_notification,
+                instance.secrets_enc,
+                instance.configuration,
+                instance.access_token_expires_at,
+            ),
             pass_queued_at=None,
         )
+    return [
+        Claimed(
+            instance_id=row.id,
+            token=token,
+            cursor=row.cursor,
+            requested=row.sync_requested,
+            notification=row.sync_notification,
+            secrets_enc=row.secrets_enc,
+            configuration=row.configuration,
+            expires_at=row.access_token_expires_at,
+        )
+        for row, token in taken
+    ]
 
 
 def outage_backoff(failures: int) -> timedelta:
@@ -103,24 +139,23 @@ def outage_backoff(failures: int) -> timedelta:
 class ChangePass:
     """One pass over one leased instance."""
 
-    def __init__(self, runtime: Runtime, token: str, instance_id: int) -> None:
+    def __init__(self, runtime: Runtime, claimed: Claimed) -> None:
         self.runtime = runtime
-        self.token = token
-        self.instance_id = instance_id
+        self.claimed = claimed
+        self.token = claimed.token
+        self.instance_id = claimed.instance_id
         self.instances = InstanceService(runtime)
-        self.started_from = ""
+        self.started_from = claimed.cursor or ""
 
     async def run(self) -> None:
         started = time.monotonic()
-        async with transaction(self.runtime.sessions) as session:
-            row = await session.get(tables.Instance, self.instance_id)
-            if row is None or row.lease_owner != self.token or not row.cursor:
-                return
-            requested, cursor = row.sync_requested, row.cursor
-            self.started_from = cursor
-            notification = row.sync_notification
-            creds = self.instances.credentials(row)
-            expires_at = row.access_token_expires_at
+        claimed = self.claimed
+        if not claimed.cursor:
+            return
+        requested, cursor = claimed.requested, claimed.cursor
+        notification = claimed.notification
+        creds = self.instances.unseal(claimed.secrets_enc, claimed.configuration)
+        expires_at = claimed.expires_at
         try:
             token = await self._fresh_token(creds, expires_at)
             try:
@@ -189,96 +224,108 @@ class ChangePass:
         self, fetched: Fetched, requested: int, notification: dict[str, Any] | None
     ) -> None:
         has_more = fetched.has_more
+        instance = tables.Instance
+        now = utcnow()
         async with transaction(self.runtime.sessions) as session:
-            row = await session.get(tables.Instance, self.instance_id, with_for_update=True)
-            if row is None or row.lease_owner != self.token or row.cursor != self.started_from:
+            # The first statement takes the row (on SQLite, the database) for the whole
+            # transaction: the pass is applied only while its lease holds and the cursor is
+            # still the one it started from.
+            row = (
+                await session.execute(
+                    update(instance)
+                    .where(
+                        instance.id == self.instance_id,
+                        instance.lease_owner == self.token,
+                        instance.cursor == self.started_from,
+                    )
+                    .values(lease_until=instance.lease_until)
+                    .returning(
+                        instance.org_id,
+                        instance.name,
+                        instance.element_key,
+                        instance.tags,
+                        instance.account_id,
+                        instance.indexing,
+                        instance.events_enabled,
+                        instance.configuration,
+                        instance.vendor_type,
+                        instance.sync_requested,
+                        instance.sync_done,
+                        instance.pass_queued_at,
+                        instance.valid,
+                        instance.status_message,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            ).one_or_none()
+            if row is None:
                 log.warning("instance %s: lease lost, pass discarded", self.instance_id)
                 return
             if fetched.reset:
-                index = await index_store.load_all(session, row.id)
+                index = await index_store.load_all(session, self.instance_id)
                 changes = reconcile(fetched.entries, index)
             else:
-                index = await index_store.load_for(session, row.id, fetched.entries)
+                index = await index_store.load_for(session, self.instance_id, fetched.entries)
                 changes = normalize(fetched.entries, index)
-            await index_store.apply(session, row.id, changes)
+            await index_store.apply(session, self.instance_id, changes)
             indexing = row.indexing  # still reading the initial listing: no events yet
-            if indexing and not has_more:
-                # The listing is read; what changed since it began comes next, as events.
-                row.indexing = False
-                row.sync_requested += 1
             if (
                 not indexing
                 and changes.events
                 and row.events_enabled
                 and row.configuration.get("event.notification.callback.url")
             ):
-                await self._write_notifications(session, row, changes, notification)
-            row.cursor = fetched.cursor
+                info = InstanceInfo(
+                    self.instance_id,
+                    row.name,
+                    row.element_key,
+                    list(row.tags or []),
+                    row.account_id,
+                )
+                polled = row.vendor_type == "polling"
+                await _write_notifications(
+                    session,
+                    info,
+                    row.org_id,
+                    changes,
+                    raw_notification=None if polled else notification,
+                    batch_size=POLLING_BATCH if polled else WEBHOOK_BATCH,
+                    now=now,
+                )
+            values: dict[str, Any] = {
+                "cursor": fetched.cursor,
+                "lease_owner": None,
+                "lease_until": None,
+                "sync_not_before": None,
+                "sync_failures": 0,
+            }
+            sync_requested, sync_done = row.sync_requested, row.sync_done
+            if indexing and not has_more:
+                # The listing is read; what changed since it began comes next, as events.
+                values["indexing"] = False
+                values["sync_requested"] = sync_requested = sync_requested + 1
             if not has_more:
-                row.sync_done = requested
-            if row.sync_requested > row.sync_done or row.indexing:
-                # More to fetch: back of the queue, behind the instances already waiting.
-                row.pass_queued_at = row.pass_queued_at or utcnow()
-            row.lease_owner, row.lease_until, row.sync_not_before = None, None, None
-            row.sync_failures = 0
+                values["sync_done"] = sync_done = requested
+            still_indexing = indexing and has_more
+            # More to fetch: back of the queue, behind the instances already waiting.
+            pending = sync_requested > sync_done or still_indexing
+            values["pass_queued_at"] = (row.pass_queued_at or now) if pending else None
             if row.status_message and row.valid:
-                row.status_message = None
+                values["status_message"] = None
             if row.vendor_type == "polling":
-                row.last_poll_at = datetime.now(UTC)
+                values["last_poll_at"] = now
+            await session.execute(
+                update(instance)
+                .where(instance.id == self.instance_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
         for event in changes.events:
             EVENTS.labels(event.event_type).inc()
         if changes.events:
             self.runtime.wakeups.delivery.set()
         if has_more:
             self.runtime.wakeups.changes.set()
-
-    async def _write_notifications(
-        self,
-        session: AsyncSession,
-        row: tables.Instance,
-        changes: Changes,
-        notification: dict[str, Any] | None,
-    ) -> None:
-        polled = row.vendor_type == "polling"
-        size = POLLING_BATCH if polled else WEBHOOK_BATCH
-        now = datetime.now(UTC)
-        for start in range(0, len(changes.events), size):
-            batch = changes.events[start : start + size]
-            notification_id = str(uuid.uuid4())
-            body = notification_body(
-                notification_id=notification_id,
-                instance=InstanceInfo(
-                    row.id, row.name, row.element_key, list(row.tags or []), row.account_id
-                ),
-                events=batch,
-                raw_notification=None if polled else notification,
-                now=now,
-            )
-            outbox = tables.Notification(
-                id=notification_id,
-                instance_id=row.id,
-                org_id=row.org_id,
-                body=body,
-                event_count=len(batch),
-                next_attempt_at=now,
-                created_at=now,
-            )
-            session.add(outbox)
-            await session.flush()
-            session.add_all(
-                tables.Event(
-                    instance_id=row.id,
-                    org_id=row.org_id,
-                    notification_pk=outbox.pk,
-                    event_type=event.event_type,
-                    object_type=event.object_type,
-                    object_id=event.object_id,
-                    path=event.path,
-                    new_path=event.new_path,
-                    occurred_at=now,
-                )
-                for event in batch
-            )
 
     async def _fresh_token(self, creds: Credentials, expires_at: datetime | None) -> str:
         if creds.config.auth_type == "apiKey":
@@ -338,3 +385,58 @@ class ChangePass:
             row.sync_not_before = utcnow() + (not_before or timedelta())
             # It rejoins the queue when its back-off ends, behind whoever asked before then.
             row.pass_queued_at = row.sync_not_before
+
+
+async def _write_notifications(
+    session: AsyncSession,
+    instance: InstanceInfo,
+    org_id: int,
+    changes: Changes,
+    *,
+    raw_notification: dict[str, Any] | None,
+    batch_size: int,
+    now: datetime,
+) -> None:
+    """The outbox rows for a pass's events, in batches, and the event rows they carry."""
+    size = batch_size
+    event_rows: list[dict[str, Any]] = []
+    for start in range(0, len(changes.events), size):
+        batch = changes.events[start : start + size]
+        notification_id = str(uuid.uuid4())
+        body = notification_body(
+            notification_id=notification_id,
+            instance=instance,
+            events=batch,
+            raw_notification=raw_notification,
+            now=now,
+        )
+        pk = (
+            await session.execute(
+                insert(tables.Notification)
+                .values(
+                    id=notification_id,
+                    instance_id=instance.id,
+                    org_id=org_id,
+                    body=body,
+                    event_count=len(batch),
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                .returning(tables.Notification.pk)
+            )
+        ).scalar_one()
+        event_rows.extend(
+            {
+                "instance_id": instance.id,
+                "org_id": org_id,
+                "notification_pk": pk,
+                "event_type": event.event_type,
+                "object_type": event.object_type,
+                "object_id": event.object_id,
+                "path": event.path,
+                "new_path": event.new_path,
+                "occurred_at": now,
+            }
+            for event in batch
+        )
+    await session.execute(insert(tables.Event), event_rows)

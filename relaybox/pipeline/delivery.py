@@ -13,9 +13,10 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from relaybox.core.clock import utcnow
@@ -43,8 +44,22 @@ class Sent:
     response_body: str | None
 
 
-async def claim(runtime: Runtime, owner: str, limit: int) -> list[tuple[int, str]]:
-    """Lease due notifications of active subscriptions: [(notification pk, lease token)].
+@dataclass(frozen=True)
+class Claimed:
+    """A leased notification and what its attempt needs, as the claim read it."""
+
+    pk: int
+    token: str
+    notification_id: str
+    body: str
+    attempt_count: int
+    instance_id: int
+    configuration: dict[str, Any]
+    secrets_enc: str
+
+
+async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
+    """Lease due notifications of active subscriptions, with what their attempts need.
 
     An ordered instance (and an instance draining its backlog after a re-activation) only
     ever has its oldest unfinished notification due. Any other instance has at most
@@ -72,7 +87,7 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[tuple[int, str
     async with transaction(runtime.sessions) as session:
         rows = (
             await session.execute(
-                select(note.pk, note.instance_id, in_flight)
+                select(note.pk, note.instance_id, in_flight, inst.configuration, inst.secrets_enc)
                 .join(inst, inst.id == note.instance_id)
                 .where(
                     note.status == "pending",
@@ -88,14 +103,17 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[tuple[int, str
         ).all()
     chosen: list[int] = []
     per_instance: dict[int, int] = {}
-    for pk, instance_id, busy in rows:
+    instances: dict[int, tuple[dict[str, Any], str]] = {}
+    for pk, instance_id, busy, configuration, secrets_enc in rows:
         if busy + per_instance.get(instance_id, 0) < cap:
             chosen.append(pk)
             per_instance[instance_id] = per_instance.get(instance_id, 0) + 1
+            instances[instance_id] = (configuration, secrets_enc)
     # A separate transaction: on SQLite a read transaction that turns into a write one
-    # fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between.
+    # fails at once (SQLITE_BUSY_SNAPSHOT) when another connection wrote in between. The
+    # lease re-checks that each is still due and reads its attempt count as it is now.
     async with transaction(runtime.sessions) as session:
-        return await leases.take(
+        taken = await leases.take(
             session,
             note,
             note.pk,
@@ -103,29 +121,42 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[tuple[int, str
             owner,
             runtime.settings.lease_seconds,
             note.status == "pending",
+            note.next_attempt_at <= now,
+            returning=(note.id, note.body, note.attempt_count, note.instance_id),
         )
+    return [
+        Claimed(
+            pk=row.pk,
+            token=token,
+            notification_id=row.id,
+            body=row.body,
+            attempt_count=row.attempt_count,
+            instance_id=row.instance_id,
+            configuration=instances[row.instance_id][0],
+            secrets_enc=instances[row.instance_id][1],
+        )
+        for row, token in taken
+    ]
 
 
-async def deliver(runtime: Runtime, token: str, pk: int) -> None:
+async def deliver(runtime: Runtime, claimed: Claimed) -> None:
     """One attempt at one leased notification, recorded, then the decision applied."""
-    async with transaction(runtime.sessions) as session:
-        note = await session.get(tables.Notification, pk)
-        if note is None or note.lease_owner != token or note.status != "pending":
-            return
-        instance = await session.get(tables.Instance, note.instance_id)
-        if instance is None:
-            return
-        config = InstanceService(runtime).credentials(instance).config
-        body, notification_id = note.body.encode(), note.id
-        attempt_number = note.attempt_count + 1
+    config = InstanceService(runtime).unseal(claimed.secrets_enc, claimed.configuration).config
+    attempt_number = claimed.attempt_count + 1
     if not config.callback_url:
         sent = Sent(Outcome(None), 0.0, "the instance has no callback URL", None)
     else:
-        sent = await send(runtime, config.callback_url, body, notification_id, config.signature_key)
+        sent = await send(
+            runtime,
+            config.callback_url,
+            claimed.body.encode(),
+            claimed.notification_id,
+            config.signature_key,
+        )
     decision = decide(
         sent.outcome, attempt_number, runtime.settings.retry_delays, now=utcnow(), rng=_rng
     )
-    await record(runtime, token, pk, attempt_number, sent, decision)
+    await record(runtime, claimed, attempt_number, sent, decision)
     DELIVERIES.labels(decision.verdict.name).inc()
     DELIVERY_SECONDS.observe(sent.latency_ms / 1000)
 
@@ -194,16 +225,36 @@ async def _post(
 
 
 async def record(
-    runtime: Runtime, token: str, pk: int, attempt_number: int, sent: Sent, decision: Decision
+    runtime: Runtime, claimed: Claimed, attempt_number: int, sent: Sent, decision: Decision
 ) -> None:
+    """Store the attempt; apply the decision only while the lease still holds."""
     now = utcnow()
+    note = tables.Notification
+    values: dict[str, Any] = {
+        "attempt_count": attempt_number,
+        "last_status_code": sent.outcome.status_code,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    if decision.verdict is Verdict.DELIVERED:
+        values.update(status="delivered", delivered_at=now)
+    elif decision.verdict is Verdict.RETRY:
+        values["next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
+    elif decision.verdict is Verdict.GIVE_UP:
+        values["status"] = "failed"
     async with transaction(runtime.sessions) as session:
-        note = await session.get(tables.Notification, pk, with_for_update=True)
-        if note is None:
-            return
-        session.add(
-            tables.Attempt(
-                notification_pk=pk,
+        applied = await session.execute(
+            update(note)
+            .where(note.pk == claimed.pk, note.lease_owner == claimed.token)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        held = applied.rowcount == 1  # type: ignore[attr-defined]
+        if not held and await session.get(note, claimed.pk) is None:
+            return  # the notification is gone (its instance was deleted meanwhile)
+        await session.execute(
+            insert(tables.Attempt).values(
+                notification_pk=claimed.pk,
                 attempted_at=now,
                 status_code=sent.outcome.status_code,
                 latency_ms=sent.latency_ms,
@@ -211,30 +262,24 @@ async def record(
                 response_body=sent.response_body,
             )
         )
-        if note.lease_owner != token:
-            log.info("notification %s: lease lost; attempt recorded, outcome not applied", note.id)
+        if not held:
+            log.info(
+                "notification %s: lease lost; attempt recorded, outcome not applied",
+                claimed.notification_id,
+            )
             return
-        note.attempt_count = attempt_number
-        note.last_status_code = sent.outcome.status_code
-        note.lease_owner, note.lease_until = None, None
-        if decision.verdict is Verdict.DELIVERED:
-            note.status, note.delivered_at = "delivered", now
-        elif decision.verdict is Verdict.RETRY:
-            note.next_attempt_at = now + timedelta(seconds=decision.delay or 0)
-        else:
+        if decision.verdict in (Verdict.GIVE_UP, Verdict.DEACTIVATE):
             # 410 Gone: the endpoint asked to stop; this notification stays queued with the
             # rest. Schedule exhausted: this one is given up. Either way the subscription is
             # paused and later notifications wait for `PUT .../events/subscription`.
-            if decision.verdict is Verdict.GIVE_UP:
-                note.status = "failed"
             await session.execute(
                 update(tables.Instance)
-                .where(tables.Instance.id == note.instance_id)
+                .where(tables.Instance.id == claimed.instance_id)
                 .values(subscription_active=False)
             )
             log.warning(
                 "notification %s: %s after %s attempts; subscription deactivated",
-                note.id,
+                claimed.notification_id,
                 "given up" if decision.verdict is Verdict.GIVE_UP else "410 Gone",
                 attempt_number,
             )

@@ -13,14 +13,15 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from relaybox.pipeline import changes, delivery, housekeeping, longpoll, poller
 from relaybox.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-Leased = tuple[int, str]
-"""A claimed row's key and the lease token that proves the claim."""
+Claimed = TypeVar("Claimed")
+"""A claimed piece of work (a pass, a delivery attempt) with the lease that proves it."""
 
 HOUSEKEEPING_SECONDS = 3600.0
 
@@ -71,22 +72,20 @@ class Workers:
                 await task
         self._tasks = []
 
-    async def _claim_passes(self, limit: int) -> list[Leased]:
+    async def _claim_passes(self, limit: int) -> list[changes.Claimed]:
         return await changes.claim(self.runtime, self.owner, limit)
 
-    async def _run_pass(self, leased: Leased) -> None:
-        instance_id, token = leased
+    async def _run_pass(self, claimed: changes.Claimed) -> None:
         try:
-            await changes.ChangePass(self.runtime, token, instance_id).run()
+            await changes.ChangePass(self.runtime, claimed).run()
         finally:
-            self.longpolls.pass_finished(instance_id)
+            self.longpolls.pass_finished(claimed.instance_id)
 
-    async def _claim_deliveries(self, limit: int) -> list[Leased]:
+    async def _claim_deliveries(self, limit: int) -> list[delivery.Claimed]:
         return await delivery.claim(self.runtime, self.owner, limit)
 
-    async def _deliver(self, leased: Leased) -> None:
-        pk, token = leased
-        await delivery.deliver(self.runtime, token, pk)
+    async def _deliver(self, claimed: delivery.Claimed) -> None:
+        await delivery.deliver(self.runtime, claimed)
 
     async def _polling(self) -> None:
         """Turn due polls into pass requests, every worker tick."""
@@ -117,15 +116,15 @@ class Workers:
         name: str,
         wake: asyncio.Event,
         concurrency: int,
-        claim: Callable[[int], Awaitable[list[Leased]]],
-        run: Callable[[Leased], Awaitable[None]],
+        claim: Callable[[int], Awaitable[list[Claimed]]],
+        run: Callable[[Claimed], Awaitable[None]],
     ) -> None:
         running: set[asyncio.Task[None]] = set()
         poll = self.runtime.settings.worker_poll_seconds
         while not self._stopping.is_set():
             wake.clear()
             free = concurrency - len(running)
-            claimed: list[Leased] = []
+            claimed: list[Claimed] = []
             if free > 0:
                 try:
                     claimed = await claim(free)
@@ -146,7 +145,11 @@ class Workers:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _guard(
-        self, name: str, run: Callable[[Leased], Awaitable[None]], item: Leased, wake: asyncio.Event
+        self,
+        name: str,
+        run: Callable[[Claimed], Awaitable[None]],
+        item: Claimed,
+        wake: asyncio.Event,
     ) -> None:
         try:
             await run(item)

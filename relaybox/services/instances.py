@@ -123,8 +123,12 @@ class InstanceService:
         return (await session.scalars(query.order_by(tables.Instance.id))).all()
 
     def credentials(self, row: tables.Instance) -> Credentials:
-        secrets = self.runtime.box.decrypt_json(row.secrets_enc)
-        config = parse_config(row.configuration, require_complete=False)
+        return self.unseal(row.secrets_enc, row.configuration)
+
+    def unseal(self, secrets_enc: str, configuration: dict[str, Any]) -> Credentials:
+        """The credentials of an instance from its stored configuration and sealed secrets."""
+        secrets = self.runtime.box.decrypt_json(secrets_enc)
+        config = parse_config(configuration, require_complete=False)
         config = replace(
             config,
             app_secret=secrets.get("oauth.api.secret"),

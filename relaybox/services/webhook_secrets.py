@@ -109,8 +109,9 @@ class WebhookSecrets:
             except ValueError:
                 log.error("an instance's secrets cannot be decrypted with the configured key")
                 continue
-            if secret and app_key:
-                secrets.apps.setdefault(str(secret), set()).add(app_key)
+            if secret:
+                # "" stands for instances without an app key (apiKey instances).
+                secrets.apps.setdefault(str(secret), set()).add(app_key or "")
 
 
 def _matching(secrets: _Secrets, verify: Callable[[str], bool]) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, literal, update
+from sqlalchemy import ColumnElement, func, insert, literal, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
@@ -132,7 +132,7 @@ async def request_webhook_passes(
             .where(
                 instance.element_key == item.element_key,
                 instance.account_id.in_(list(accounts[start : start + 500])),
-                instance.app_key.in_(list(item.app_keys)),
+                _of_apps(item.app_keys),
                 instance.vendor_type == "webhooks",
             )
             .values(
@@ -147,3 +147,10 @@ async def request_webhook_passes(
         )
         asked.extend(str(account) for account in result.scalars())
     return asked
+
+
+def _of_apps(app_keys: Sequence[str]) -> ColumnElement[bool]:
+    """Instances of these app keys; "" stands for instances without one (apiKey ones)."""
+    instance = tables.Instance
+    named = instance.app_key.in_([key for key in app_keys if key])
+    return or_(named, instance.app_key.is_(None)) if "" in app_keys else named

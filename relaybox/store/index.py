@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, Row, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.core.normalize import Changes, Index, IndexedObject, entry_paths, normalize
@@ -15,7 +15,16 @@ CHUNK = 500
 T = TypeVar("T")
 
 
-def _to_object(row: IndexEntry) -> IndexedObject:
+COLUMNS = (
+    IndexEntry.object_id,
+    IndexEntry.path_lower,
+    IndexEntry.path_display,
+    IndexEntry.tag,
+    IndexEntry.rev,
+)
+
+
+def _to_object(row: Row[str, str, str, str, str | None]) -> IndexedObject:
     return IndexedObject(
         object_id=row.object_id,
         path_lower=row.path_lower,
@@ -26,7 +35,7 @@ def _to_object(row: IndexEntry) -> IndexedObject:
 
 
 async def load_all(session: AsyncSession, instance_id: int) -> Index:
-    rows = await session.scalars(select(IndexEntry).where(IndexEntry.instance_id == instance_id))
+    rows = await session.execute(select(*COLUMNS).where(IndexEntry.instance_id == instance_id))
     return Index(_to_object(row) for row in rows)
 
 
@@ -35,7 +44,7 @@ async def load_for(
 ) -> Index:
     """The part of the index a pass over `entries` can touch (ids, paths, deleted subtrees)."""
     ids, paths, deleted = entry_paths(entries)
-    found: dict[str, IndexEntry] = {}
+    found: dict[str, Any] = {}
     conditions: list[ColumnElement[bool]] = []
     for id_chunk in _chunks(sorted(ids)):
         conditions.append(IndexEntry.object_id.in_(id_chunk))
@@ -44,10 +53,8 @@ async def load_for(
     for path in sorted(deleted):
         conditions.append(IndexEntry.path_lower.startswith(path.rstrip("/") + "/", autoescape=True))
     for condition_chunk in _chunks(conditions, 50):
-        query = select(IndexEntry).where(
-            IndexEntry.instance_id == instance_id, or_(*condition_chunk)
-        )
-        for row in await session.scalars(query):
+        query = select(*COLUMNS).where(IndexEntry.instance_id == instance_id, or_(*condition_chunk))
+        for row in await session.execute(query):
             found[row.object_id] = row
     return Index(_to_object(row) for row in found.values())
 
@@ -55,24 +62,25 @@ async def load_for(
 async def apply(session: AsyncSession, instance_id: int, changes: Changes) -> None:
     """Write a pass's index changes: removals first, then upserts."""
     touched = sorted(changes.removals | set(changes.upserts))
-    for chunk in _chunks(touched):
+    for ids in _chunks(touched):
         await session.execute(
             delete(IndexEntry).where(
-                IndexEntry.instance_id == instance_id, IndexEntry.object_id.in_(chunk)
+                IndexEntry.instance_id == instance_id, IndexEntry.object_id.in_(ids)
             )
         )
-    session.add_all(
-        IndexEntry(
-            instance_id=instance_id,
-            object_id=obj.object_id,
-            path_lower=obj.path_lower,
-            path_display=obj.path_display,
-            tag=obj.tag,
-            rev=obj.rev,
-        )
+    inserts = [
+        {
+            "instance_id": instance_id,
+            "object_id": obj.object_id,
+            "path_lower": obj.path_lower,
+            "path_display": obj.path_display,
+            "tag": obj.tag,
+            "rev": obj.rev,
+        }
         for obj in changes.upserts.values()
-    )
-    await session.flush()
+    ]
+    for rows in _chunks(inserts, 2000):
+        await session.execute(insert(IndexEntry), rows)
 
 
 async def replace_index(

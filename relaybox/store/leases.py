@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, update
+from sqlalchemy import ColumnElement, Row, Select, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
@@ -36,14 +36,16 @@ async def take(
     owner: str,
     seconds: float,
     *conditions: ColumnElement[bool],
+    returning: Sequence[Any] = (),
     **values: Any,
-) -> list[tuple[Any, str]]:
+) -> list[tuple[Row[Any], str]]:
     """Lease, in one statement, each candidate still free (and meeting `conditions`).
 
     `candidates` is a list of keys or a query selecting them; on PostgreSQL a query's rows
     are locked with SKIP LOCKED, so concurrent claimers divide the work instead of queueing
     behind each other. Every row of one claim shares one token (a claim is one lease
-    decision); `values` are written with the lease. Returns [(key, token)].
+    decision); `values` are written with the lease. Returns [(row, token)], where a row holds
+    the key and the `returning` columns as the lease left them, in key order.
     """
     now = utcnow()
     token = new_token(owner)
@@ -59,10 +61,10 @@ async def take(
         update(model)
         .where(key.in_(chosen), free(model, now), *conditions)
         .values(lease_owner=token, lease_until=now + timedelta(seconds=seconds), **values)
-        .returning(key)
+        .returning(key, *returning)
         .execution_options(synchronize_session=False)
     )
-    return [(taken, token) for taken in sorted(result.scalars())]
+    return [(row, token) for row in sorted(result.all(), key=lambda row: row[0])]
 
 
 async def renew(
