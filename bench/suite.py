@@ -258,8 +258,22 @@ class Deployment:
     def relay_pid(self) -> int:
         return self.pids["relay"]
 
-    def cpu_window(self) -> procs.CPUWindow:
-        return procs.CPUWindow(self.pids, postgres=self.pg_name)
+    def window(self) -> Window:
+        return Window(self)
+
+    async def pg_counters(self) -> dict[str, float]:
+        """PostgreSQL's counters for this database: sessions opened, commits (PG 14+)."""
+        if self.pg_name is None or self.database_url is None:
+            return {}
+        connection = await asyncpg.connect(_admin_dsn(self.database_url))
+        try:
+            row = await connection.fetchrow(
+                "SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = $1",
+                self.pg_name,
+            )
+        finally:
+            await connection.close()
+        return {"pg sessions": float(row["sessions"]), "pg commits": float(row["xact_commit"])}
 
     async def receiver_stats(self) -> dict[str, Any]:
         return dict((await self.http.get(f"{self.receiver_url}/_stats")).json())
@@ -304,6 +318,26 @@ class Deployment:
             return status, sent, time.monotonic()
         finally:
             pool.close()
+
+
+class Window:
+    """CPU seconds of the run's processes (and PostgreSQL's counters) between start and stop."""
+
+    def __init__(self, deployed: Deployment) -> None:
+        self.deployed = deployed
+        self.cpu = procs.CPUWindow(deployed.pids, postgres=deployed.pg_name)
+        self.before: dict[str, float] = {}
+
+    async def start(self) -> None:
+        self.before = await self.deployed.pg_counters()
+        self.cpu.start()
+
+    async def stop(self) -> dict[str, float]:
+        used = await self.cpu.stop()
+        await asyncio.sleep(1.1 if self.before else 0)  # backends publish counters each 1 s
+        after = await self.deployed.pg_counters()
+        # minus the one session (and its commit) that read the counters
+        return used | {k: after[k] - self.before[k] - 1 for k in after}
 
 
 async def upload(pool: Pool, account: str, path: str) -> float:
@@ -375,6 +409,7 @@ async def deployment(
     *,
     accounts: int,
     sandbox_webhooks: bool,
+    measure_rss: bool = False,
 ) -> AsyncIterator[Deployment]:
     """Sandbox, receiver and relay processes for one run, with `accounts` connected accounts.
 
@@ -441,8 +476,9 @@ async def deployment(
             )
             await relay.ready(f"{relay_url}/readyz", timeout=120)
             deployed.pids["relay"] = relay.pid
-            await asyncio.sleep(1)
-            deployed.rss_started = procs.rss_mib(relay.pid)
+            if measure_rss:
+                await asyncio.sleep(1)
+                deployed.rss_started = procs.rss_mib(relay.pid)
             deployed.accounts = await control.new_accounts("bench", accounts)
             if accounts <= API_CONNECT_LIMIT:
                 await connect_through_api(http, control, relay_url, deployed.accounts, callback)
@@ -487,8 +523,9 @@ async def deployment(
             )
             await relay.ready(f"{relay_url}/webhook?challenge=up", timeout=60 + accounts * 0.05)
             deployed.pids["relay"] = relay.pid
-            await asyncio.sleep(1)
-            deployed.rss_started = procs.rss_mib(relay.pid)
+            if measure_rss:
+                await asyncio.sleep(1)
+                deployed.rss_started = procs.rss_mib(relay.pid)
         if sandbox_webhooks:
             await wait_verified(control)
         yield deployed
@@ -536,24 +573,47 @@ async def profiled(pid: int | None, out: Path) -> AsyncIterator[None]:
             log(f"    py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
 
 
+def _frame(frame: str) -> str:
+    """``func (path:line)`` as ``func (module path)``: one entry per function, not per line."""
+    frame = re.sub(r":\d+\)$", ")", frame)
+    frame = re.sub(r"\(/.*?/site-packages/", "(", frame)
+    return frame.replace(f"({Path.cwd()}/", "(")
+
+
 def summarize_profile(path: Path, top: int = 15) -> list[str]:
-    """The `top` functions by own time (samples where the function is the innermost frame)."""
+    """The `top` functions by own time (samples where the function is the innermost frame),
+    then relaybox's own functions by inclusive time, from py-spy's raw (collapsed) output.
+
+    Without ``--native`` py-spy charges native code to the innermost Python frame: the own
+    time of ``Runner.run`` is the event loop itself (uvloop, in C), that of aiosqlite's
+    ``_connection_worker_thread`` is SQLite running in aiosqlite's threads.
+    """
     own: Counter[str] = Counter()
-    total = 0
+    inclusive: Counter[str] = Counter()
+    total = threads = 0
     for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
             continue
-        leaf = stack.rsplit(";", 1)[-1]
-        leaf = re.sub(r":\d+\)$", ")", leaf)  # one entry per function, not per line
-        leaf = re.sub(r"\(/.*?/site-packages/", "(", leaf)
-        leaf = leaf.replace(f"({Path.cwd()}/", "(")
-        own[leaf] += int(count)
-        total += int(count)
+        count = int(count_text)
+        frames = [_frame(f) for f in stack.split(";")]
+        own[frames[-1]] += count
+        for frame in set(frames):
+            if "(relaybox/" in frame and "relaybox/cli.py" not in frame:
+                inclusive[frame] += count
+        if "threading.py" in frames[0]:
+            threads += count
+        total += count
     if not total:
         return ["    (no samples)"]
-    lines = [f"    {total} samples at 100 Hz = {total / 100:.1f} s on CPU; own time:"]
+    lines = [
+        f"    {total} samples of running threads at 100 Hz ({total / 100:.1f} s; "
+        f"{100 * threads / total:.0f} % outside the main thread); own time:"
+    ]
     for name, count in own.most_common(top):
+        lines.append(f"    {100 * count / total:5.1f} %  {name}")
+    lines.append("    relaybox functions by inclusive time:")
+    for name, count in inclusive.most_common(10):
         lines.append(f"    {100 * count / total:5.1f} %  {name}")
     return lines
 
@@ -563,8 +623,29 @@ def summarize_profile(path: Path, top: int = 15) -> list[str]:
 Scenario = Callable[[str, argparse.Namespace, Report], Awaitable[None]]
 
 
+def profile_target(
+    options: argparse.Namespace, scenario: str, deployed: Deployment
+) -> tuple[Path, int | None]:
+    """Where to write the profile, and the pid to profile (None: not this run)."""
+    folder = Path(tempfile.gettempdir()) / "relaybox-profiles"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{scenario}-{deployed.target}-{len(deployed.accounts)}-{os.getpid()}.txt"
+    wanted = options.profile and scenario in options.profile_scenarios
+    return path, deployed.relay_pid if wanted and deployed.target != "baseline" else None
+
+
+def show_profile(pid: int | None, path: Path, target: str) -> None:
+    if pid is not None and path.exists():
+        log(f"    profile of relaybox ({target}), top 15 functions by own time ({path}):")
+        for line in summarize_profile(path):
+            log(line)
+
+
 def cpu_text(cpu: dict[str, float]) -> str:
-    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
+    """ "relay 1.2, sandbox 0.3, ..." (CPU seconds), then PostgreSQL's counters if any."""
+    text = ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if not k.startswith("pg "))
+    counters = ", ".join(f"{v:.0f} {k[3:]}" for k, v in cpu.items() if k.startswith("pg "))
+    return text + (f"; PostgreSQL: {counters}" if counters else "")
 
 
 def relay_cpu(cpu: dict[str, float]) -> float:
@@ -578,11 +659,10 @@ async def throughput(target: str, options: argparse.Namespace, report: Report) -
     ) as deployed:
         accounts = [a.account_id for a in deployed.accounts]
         items = [(accounts[n % len(accounts)], f"/t{n}.txt") for n in range(count)]
-        profile = Path(tempfile.mkdtemp(prefix="relaybox-profile-")) / f"{target}.txt"
-        pid = deployed.relay_pid if options.profile and target != "baseline" else None
+        profile, pid = profile_target(options, "throughput", deployed)
         async with profiled(pid, profile):
-            window = deployed.cpu_window()
-            window.start()
+            window = deployed.window()
+            await window.start()
             started = time.monotonic()
             await deployed.upload_all(items, options.concurrency)
             uploaded = time.monotonic() - started
@@ -608,10 +688,7 @@ async def throughput(target: str, options: argparse.Namespace, report: Report) -
             f"{stats['events']} events ({stats['events'] - stats['unique']} duplicates), "
             f"{stats['bad_signatures']} bad signatures"
         )
-        if pid is not None and profile.exists():
-            log(f"    profile of relaybox ({target}), top 15 by own time ({profile}):")
-            for line in summarize_profile(profile):
-                log(line)
+        show_profile(pid, profile, target)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -665,8 +742,8 @@ async def latency(target: str, options: argparse.Namespace, report: Report) -> N
     p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
     report.add("latency", "p50 ms", target, p50)
     report.add("latency", "p99 ms", target, p99)
-    report.add("latency", "max instance median ms", target, max(medians) * 1000)
-    report.add("latency", "min instance median ms", target, min(medians) * 1000)
+    report.add("latency", "slowest instance median ms", target, max(medians) * 1000)
+    report.add("latency", "instance medians max/min", target, max(medians) / min(medians), "{:.2f}")
     log(
         f"  {target}: {len(values)} events of {total} uploads in {sent_for:.1f} s"
         f" ({late} sent >50 ms late): p50 {p50:.0f} ms"
@@ -684,11 +761,13 @@ async def fanout(target: str, options: argparse.Namespace, report: Report) -> No
             items = [(a.account_id, "/fan.txt") for a in deployed.accounts]
             await deployed.upload_all(items, options.concurrency)
             await asyncio.sleep(0.5)
-            window = deployed.cpu_window()
-            window.start()
-            status, sent, acked = await deployed.send_webhook(deployed.accounts)
-            stats = await deployed.wait_events(size, timeout=max(120.0, size / 5))
-            cpu = await window.stop()
+            profile, pid = profile_target(options, "fanout", deployed)
+            async with profiled(pid, profile):
+                window = deployed.window()
+                await window.start()
+                status, sent, acked = await deployed.send_webhook(deployed.accounts)
+                stats = await deployed.wait_events(size, timeout=max(120.0, size / 5))
+                cpu = await window.stop()
         figure = f"{size} accounts: s to all"
         done = stats["unique"] >= size
         seconds = stats["last_arrival"] - sent if done else None
@@ -703,6 +782,7 @@ async def fanout(target: str, options: argparse.Namespace, report: Report) -> No
             f"{report.ratio('fanout', figure, target)} ({size / seconds:.0f} events/s); "
             f"CPU seconds: {cpu_text(cpu)}"
         )
+        show_profile(pid, profile, target)
 
 
 WRK_SCRIPT = """
@@ -813,11 +893,11 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
             async with deployment(target, options, accounts=1, sandbox_webhooks=False) as deployed:
                 body = webhook_body(deployed.accounts)
                 before = await inbox_rows(deployed)
-                window = deployed.cpu_window()
-                window.start()
+                window = deployed.window()
+                await window.start()
                 result = await run_wrk(f"{deployed.relay_url}{RELAYBOX_HOOK}", body, options, tmp)
                 cpu = await window.stop()
-                await asyncio.sleep(2)
+                await asyncio.sleep(1)
                 rows = await inbox_rows(deployed) - before
     acks = result["ok"] / result["seconds"]
     report.add("ingest", "acks/s", target, acks, baseline="bare")
@@ -840,7 +920,9 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
 
 async def memory(target: str, options: argparse.Namespace, report: Report) -> None:
     size = options.memory_instances
-    async with deployment(target, options, accounts=size, sandbox_webhooks=False) as deployed:
+    async with deployment(
+        target, options, accounts=size, sandbox_webhooks=False, measure_rss=True
+    ) as deployed:
         pid = deployed.relay_pid
         seeded = procs.rss_mib(pid)
         delivered = 0
@@ -864,9 +946,13 @@ async def memory(target: str, options: argparse.Namespace, report: Report) -> No
         f"  {target}: RSS {rss:.1f} MiB{report.ratio('memory', figure, target)}"
         f" after {options.memory_rounds} pass(es) over {size} instances (each: one change per"
         f" account, one webhook naming all; delivered in "
-        f"{', '.join(f'{t:.1f}' for t in timings)} s); at start {deployed.rss_started:.1f} MiB"
-        f" ({'accounts connected' if target == 'baseline' else 'no instance'}), "
-        f"{seeded:.1f} MiB once seeded"
+        f"{', '.join(f'{t:.1f}' for t in timings)} s); "
+        + (
+            f"{deployed.rss_started:.1f} MiB once its accounts were connected"
+            if target == "baseline"
+            else f"{deployed.rss_started:.1f} MiB at start (no instance), "
+            f"{seeded:.1f} MiB once seeded"
+        )
     )
 
 
@@ -939,10 +1025,13 @@ async def run(options: argparse.Namespace) -> int:
     for scenario in options.scenarios:
         log(f"\n[{scenario}] {describe(options, scenario)}")
         for target in targets:
+            began = time.monotonic()
             try:
                 await asyncio.wait_for(
                     RUNNERS[scenario](target, options, report), options.run_timeout
                 )
+                if options.verbose:
+                    log(f"    (run took {time.monotonic() - began:.1f} s)")
             except Exception as error:  # one failed run does not stop the others
                 failures += 1
                 log(f"  {target}: FAILED: {type(error).__name__}: {error}")
@@ -970,7 +1059,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="server for fresh databases")
-    parser.add_argument("--profile", action="store_true", help="py-spy relaybox in throughput")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy relaybox (in throughput, see below)"
+    )
+    parser.add_argument(
+        "--profile-in", default="throughput", help="scenarios to profile: throughput,fanout"
+    )
     parser.add_argument("--accounts", type=int, help="accounts for throughput and latency")
     parser.add_argument("--uploads", type=int, help="throughput: uploads")
     parser.add_argument("--concurrency", type=int, help="uploads in flight")
@@ -989,6 +1083,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in defaults.items():
         if getattr(options, name) is None:
             setattr(options, name, value)
+    options.profile_scenarios = options.profile_in.replace("fan-out", "fanout").split(",")
     options.fanout_sizes = [int(n) for n in str(options.fanout).split(",") if n]
     options.scenarios = [s.strip().replace("fan-out", "fanout") for s in options.only.split(",")]
     unknown = set(options.scenarios) - set(SCENARIOS)
