@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     # Received provider notifications are kept this many days (a record for operators).
     inbox_retention_days: float = Field(default=7.0, gt=0)
+    # Delivered and failed notifications, with their events and attempts, are kept this many
+    # days after they finished (store/retention.py); pending ones are kept until they finish.
+    retention_days: float = Field(default=30.0, gt=0)
     # How often idle workers look for work that another process may have written.
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     # Change passes and delivery attempts one worker process runs at once.

@@ -27,3 +27,8 @@ DELIVERY_SECONDS = Histogram(
     "relaybox_delivery_attempt_seconds", "Duration of one callback attempt."
 )
 PENDING = Gauge("relaybox_notifications_pending", "Notifications not yet delivered nor given up.")
+PRUNED = Counter(
+    "relaybox_pruned_rows_total",
+    "Rows deleted past their retention, by table (inbox, notifications, events).",
+    ["table"],
+)

@@ -100,14 +100,29 @@ class Workers:
                 )
 
     async def _housekeeping(self) -> None:
-        """Prune the inbox once at start and then every hour."""
+        """Prune the inbox and finished notifications once at start and then every hour."""
         while not self._stopping.is_set():
             try:
                 pruned = await housekeeping.prune_inbox(self.runtime)
                 if pruned:
                     log.info("housekeeping: pruned %s old inbox rows", pruned)
             except Exception:
-                log.exception("housekeeping failed")
+                log.exception("housekeeping: pruning the inbox failed")
+            try:
+                notes = await housekeeping.prune_notifications(
+                    self.runtime, stopping=self._stopping
+                )
+                if notes.notifications:
+                    log.info(
+                        "housekeeping: pruned %s finished notifications (%s events) older "
+                        "than %s days, in %s batches",
+                        notes.notifications,
+                        notes.events,
+                        self.runtime.settings.retention_days,
+                        notes.batches,
+                    )
+            except Exception:
+                log.exception("housekeeping: pruning notifications failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=HOUSEKEEPING_SECONDS)
 

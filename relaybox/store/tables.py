@@ -161,6 +161,8 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at"),
         Index("ix_notifications_instance", "instance_id", "pk"),
+        # Retention (store/retention.py): the oldest delivered ones first, and the failed ones.
+        Index("ix_notifications_finished", "status", "delivered_at"),
     )
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
