@@ -93,9 +93,9 @@ QUICK = {
     "concurrency": 32,
     "rate": 50.0,
     "latency_seconds": 4.0,
-    "fanout": "200",
+    "fanout": "150",
     "ingest_seconds": 3,
-    "memory_instances": 500,
+    "memory_instances": 300,
     "memory_rounds": 1,
 }
 
@@ -729,7 +729,14 @@ async def latency(target: str, options: argparse.Namespace, report: Report) -> N
         sent_for = time.monotonic() - started
         stats = await deployed.wait_events(total, timeout=120)
         arrivals = await deployed.arrivals()
+        hooks = await webhook_answers(deployed)
     delays = {key: arrivals[key] - at for key, at in answered.items() if key in arrivals}
+    # the part after the relay answered the sandbox's webhook that announced the change
+    after_hook = []
+    for key, at in answered.items():
+        hook = next((t for t, named in hooks if t >= at and key[0] in named), None)
+        if hook is not None and key in arrivals:
+            after_hook.append(arrivals[key] - hook)
     missing = total - len(delays)
     if not delays:
         log(f"  {target}: no event arrived")
@@ -743,6 +750,10 @@ async def latency(target: str, options: argparse.Namespace, report: Report) -> N
     report.add("latency", "p50 ms", target, p50)
     report.add("latency", "p99 ms", target, p99)
     report.add("latency", "slowest instance median ms", target, max(medians) * 1000)
+    hook_p50 = percentile(after_hook, 0.5) * 1000 if after_hook else None
+    hook_p99 = percentile(after_hook, 0.99) * 1000 if after_hook else None
+    report.add("latency", "p50 ms after webhook answered", target, hook_p50)
+    report.add("latency", "p99 ms after webhook answered", target, hook_p99)
     report.add("latency", "instance medians max/min", target, max(medians) / min(medians), "{:.2f}")
     log(
         f"  {target}: {len(values)} events of {total} uploads in {sent_for:.1f} s"
@@ -753,6 +764,25 @@ async def latency(target: str, options: argparse.Namespace, report: Report) -> N
         f" (max/min {max(medians) / min(medians):.2f}); {missing} missing;"
         f" {stats['bad_signatures']} bad signatures"
     )
+    if hook_p50 is not None and hook_p99 is not None:
+        log(
+            f"    from the relay's answer to the sandbox's webhook to the event: p50 "
+            f"{hook_p50:.0f} ms, p99 {hook_p99:.0f} ms ({len(hooks)} webhooks, "
+            f"{len(after_hook)} events matched)"
+        )
+
+
+async def webhook_answers(deployed: Deployment) -> list[tuple[float, set[str]]]:
+    """When the relay answered each of the sandbox's webhooks (on this process's monotonic
+    clock), and the accounts each named, from the sandbox's log (its last 1,000 entries)."""
+    offset = time.time() - time.monotonic()
+    entries = (await deployed.sandbox.control("GET", "/webhooks/log"))["entries"]
+    out = []
+    for entry in entries:
+        if entry.get("kind") == "notification" and entry.get("status") == 200:
+            named = set(json.loads(entry["body"])["list_folder"]["accounts"])
+            out.append((float(entry["time"]) - offset, named))
+    return sorted(out, key=lambda item: item[0])
 
 
 async def fanout(target: str, options: argparse.Namespace, report: Report) -> None:
