@@ -54,6 +54,12 @@ class Runtime:
             timeout=httpx.Timeout(30.0, connect=10.0),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
+            # Passes and deliveries run concurrently (settings.*_concurrency): keep their
+            # connections alive instead of reconnecting past httpx's default of 20.
+            limits=httpx.Limits(
+                max_connections=settings.pass_concurrency + settings.delivery_concurrency + 32,
+                max_keepalive_connections=settings.pass_concurrency + settings.delivery_concurrency,
+            ),
         )
         urls = DropboxURLs(
             api=settings.dropbox_api_url.rstrip("/"),

@@ -136,9 +136,15 @@ class Workers:
     ) -> None:
         running: set[asyncio.Task[None]] = set()
         poll = self.runtime.settings.worker_poll_seconds
+        # While busy, claim in batches of at least this many: one claim query per finished
+        # item would cost more than the items themselves.
+        batch = max(1, concurrency // 4)
         while not self._stopping.is_set():
             wake.clear()
             free = concurrency - len(running)
+            if running and free < batch:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                continue
             claimed: list[Claimed] = []
             if free > 0:
                 try:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, or_, update
+from sqlalchemy import ColumnElement, Row, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
@@ -51,8 +51,13 @@ async def take(
     token = new_token(owner)
     if isinstance(candidates, Select):
         if session.get_bind().dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        chosen: Any = candidates.scalar_subquery()
+            # Materialized, so the LIMIT holds: as a plain subquery PostgreSQL may run it
+            # again for each row it updates, each run skipping the rows locked so far.
+            locked = candidates.with_for_update(skip_locked=True)
+            due = locked.cte("due").prefix_with("MATERIALIZED")
+            chosen: Any = select(due.c[0])
+        else:
+            chosen = candidates.scalar_subquery()
     elif candidates:
         chosen = list(candidates)
     else:
