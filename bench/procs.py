@@ -309,11 +309,11 @@ def machine_info() -> dict[str, str]:
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--", "relaybox", "pyproject.toml"],
             capture_output=True,
             text=True,
             timeout=10,
         ).stdout
         if dirty.strip():
-            info["git commit"] += " (with uncommitted changes)"
+            info["git commit"] += " (with uncommitted changes to relaybox/)"
     return info

@@ -61,6 +61,7 @@ import asyncpg
 import httpx
 from cryptography.fernet import Fernet
 
+import relaybox
 from bench import procs
 from bench.httpc import Pool
 from bench.seed import REDIRECT, Account, SandboxControl, seed_instances
@@ -1050,6 +1051,7 @@ async def run(options: argparse.Namespace) -> int:
     failures = 0
     started = time.monotonic()
     info = procs.machine_info()
+    info["relaybox from"] = str(Path(relaybox.__file__).resolve().parent)
     log(f"relaybox benchmark suite ({'quick' if options.quick else 'full'} sizes)")
     log("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     for scenario in options.scenarios:
@@ -1081,6 +1083,52 @@ async def run(options: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_at(revision: str, argv: list[str]) -> int:
+    """The suite (as it is in this tree) against relaybox as of `revision`, in a worktree.
+
+    The tree may be changing under the benchmark (someone editing relaybox/ meanwhile):
+    figures should belong to a commit. A detached worktree of `revision` goes in a
+    temporary folder, this tree's bench/*.py are copied into it, and the suite runs there
+    (with PYTHONPATH pointing at it, so every process imports that relaybox); the worktree
+    is removed afterwards.
+    """
+    repo = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    folder = Path(tempfile.mkdtemp(prefix="relaybox-bench-at-"))
+    subprocess.run(
+        ["git", "worktree", "add", "--quiet", "--detach", str(folder), commit],
+        cwd=repo,
+        check=True,
+    )
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        for source in (repo / "bench").glob("*.py"):
+            (folder / "bench" / source.name).write_bytes(source.read_bytes())
+        path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+        log(f"relaybox at {commit[:12]} in {folder} (bench/*.py from {repo})")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.suite", *argv],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        return child.wait()
+    finally:
+        if child is not None and child.poll() is None:  # interrupted: let it clean up
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=repo, check=False)
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1107,6 +1155,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-rounds", type=int)
     parser.add_argument("--run-timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--at",
+        metavar="REVISION",
+        help="benchmark relaybox as of this commit (a temporary git worktree), e.g. HEAD",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     options = parser.parse_args(argv)
     defaults = QUICK if options.quick else FULL
@@ -1127,6 +1180,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     options = parse()
+    if options.at:
+        argv, skip = [], False
+        for arg in sys.argv[1:]:  # the same arguments without --at
+            if skip:
+                skip = False
+            elif arg == "--at":
+                skip = True
+            elif not arg.startswith("--at="):
+                argv.append(arg)
+        if options.json:  # relative to where it was asked for, not the worktree
+            argv += ["--json", str(Path(options.json).resolve())]
+        sys.exit(run_at(options.at, argv))
     atexit.register(_drop_leftovers, options.postgres)
     sys.exit(asyncio.run(run(options)))
 
