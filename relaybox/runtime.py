@@ -18,7 +18,8 @@ from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
 from relaybox.crypto import SecretBox
 from relaybox.services.webhook_secrets import WebhookSecrets
 from relaybox.store import db
-from relaybox.store.inbox import InboxWriter
+from relaybox.store.groups import GroupCommit
+from relaybox.store.inbox import Received, inbox_writer
 
 USER_AGENT = f"relaybox/{__version__}"
 
@@ -42,7 +43,7 @@ class Runtime:
     dropbox: DropboxClient
     http: httpx.AsyncClient
     wakeups: Wakeups
-    inbox: InboxWriter
+    inbox: GroupCommit[Received, int]
     webhook_secrets: WebhookSecrets
 
     @classmethod
@@ -82,7 +83,7 @@ class Runtime:
             ),
             http=http,
             wakeups=Wakeups(),
-            inbox=InboxWriter(sessions),
+            inbox=inbox_writer(sessions),
             webhook_secrets=WebhookSecrets(sessions, box),
         )
 

@@ -21,6 +21,7 @@ from relaybox.connectors.base import WebhookVerifier
 from relaybox.connectors.dropbox import DropboxWebhooks
 from relaybox.core.errors import InvalidInput
 from relaybox.metrics import WEBHOOKS
+from relaybox.store.inbox import Received
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ async def receive(element_key: str, request: Request) -> Response:
         raise
     # Stored, with its pass requests, before the 200 (group commit: store/inbox.py).
     # Polling and longpoll instances fetch on their own schedule, not on webhooks.
-    asked = await runtime.inbox.store(element_key, notification, accounts, app_keys)
+    asked = await runtime.inbox.submit(Received(element_key, notification, accounts, app_keys))
     WEBHOOKS.labels(element_key, "accepted").inc()
     if asked:
         runtime.wakeups.changes.set()

@@ -2,20 +2,19 @@
 
 One pass per instance at a time (a lease on the instance row). The new cursor, the index
 changes, the events and the notifications that carry them are written in ONE transaction,
-guarded by the lease, so a crash anywhere repeats the pass instead of losing or doubling it.
+guarded by the lease, so a crash anywhere repeats the pass instead of losing or doubling it
+(store/pass_results.py; passes that finish together share that transaction).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import or_, select, update
 
 from relaybox.connectors.dropbox.client import TokenSet
 from relaybox.core.backoff import backoff
@@ -27,20 +26,17 @@ from relaybox.core.errors import (
     RateLimited,
     TokenExpired,
 )
-from relaybox.core.normalize import Changes, normalize, reconcile
-from relaybox.core.notification import InstanceInfo, notification_body
 from relaybox.metrics import EVENTS, PASS_SECONDS, PASSES
 from relaybox.runtime import Runtime
 from relaybox.services.instances import Credentials, InstanceService
-from relaybox.store import index as index_store
 from relaybox.store import leases, tables
 from relaybox.store.db import transaction
+from relaybox.store.groups import GroupCommit
+from relaybox.store.pass_results import Applied, Fetched, PassResult, apply_passes
 from relaybox.store.passes import fetchable
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_BATCH = 20
-POLLING_BATCH = 10
 # Refresh an access token this long before Dropbox says it expires.
 REFRESH_MARGIN = timedelta(minutes=5)
 # Back-off after a failed pass (5xx, timeout, a 400), doubled per consecutive failure, capped.
@@ -49,12 +45,12 @@ OUTAGE_BACKOFF_CAP = 600.0
 MAX_PASS_ENTRIES = 5000
 
 
-@dataclass(frozen=True)
-class Fetched:
-    entries: list[dict[str, Any]]
-    cursor: str
-    reset: bool
-    has_more: bool
+PassCommits = GroupCommit[PassResult, Applied]
+"""Where finished passes are written, several to a transaction (store/groups.py)."""
+
+
+def pass_commits(runtime: Runtime) -> PassCommits:
+    return GroupCommit(runtime.sessions, apply_passes, name="passes", max_group=64)
 
 
 class LeaseLost(Exception):
@@ -139,9 +135,10 @@ def outage_backoff(failures: int) -> timedelta:
 class ChangePass:
     """One pass over one leased instance."""
 
-    def __init__(self, runtime: Runtime, claimed: Claimed) -> None:
+    def __init__(self, runtime: Runtime, claimed: Claimed, commits: PassCommits) -> None:
         self.runtime = runtime
         self.claimed = claimed
+        self.commits = commits
         self.token = claimed.token
         self.instance_id = claimed.instance_id
         self.instances = InstanceService(runtime)
@@ -223,108 +220,19 @@ class ChangePass:
     async def _commit(
         self, fetched: Fetched, requested: int, notification: dict[str, Any] | None
     ) -> None:
-        has_more = fetched.has_more
-        instance = tables.Instance
-        now = utcnow()
-        async with transaction(self.runtime.sessions) as session:
-            # The first statement takes the row (on SQLite, the database) for the whole
-            # transaction: the pass is applied only while its lease holds and the cursor is
-            # still the one it started from.
-            row = (
-                await session.execute(
-                    update(instance)
-                    .where(
-                        instance.id == self.instance_id,
-                        instance.lease_owner == self.token,
-                        instance.cursor == self.started_from,
-                    )
-                    .values(lease_until=instance.lease_until)
-                    .returning(
-                        instance.org_id,
-                        instance.name,
-                        instance.element_key,
-                        instance.tags,
-                        instance.account_id,
-                        instance.indexing,
-                        instance.events_enabled,
-                        instance.configuration,
-                        instance.vendor_type,
-                        instance.sync_requested,
-                        instance.sync_done,
-                        instance.pass_queued_at,
-                        instance.valid,
-                        instance.status_message,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            ).one_or_none()
-            if row is None:
-                log.warning("instance %s: lease lost, pass discarded", self.instance_id)
-                return
-            if fetched.reset:
-                index = await index_store.load_all(session, self.instance_id)
-                changes = reconcile(fetched.entries, index)
-            else:
-                index = await index_store.load_for(session, self.instance_id, fetched.entries)
-                changes = normalize(fetched.entries, index)
-            await index_store.apply(session, self.instance_id, changes)
-            indexing = row.indexing  # still reading the initial listing: no events yet
-            if (
-                not indexing
-                and changes.events
-                and row.events_enabled
-                and row.configuration.get("event.notification.callback.url")
-            ):
-                info = InstanceInfo(
-                    self.instance_id,
-                    row.name,
-                    row.element_key,
-                    list(row.tags or []),
-                    row.account_id,
-                )
-                polled = row.vendor_type == "polling"
-                await _write_notifications(
-                    session,
-                    info,
-                    row.org_id,
-                    changes,
-                    raw_notification=None if polled else notification,
-                    batch_size=POLLING_BATCH if polled else WEBHOOK_BATCH,
-                    now=now,
-                )
-            values: dict[str, Any] = {
-                "cursor": fetched.cursor,
-                "lease_owner": None,
-                "lease_until": None,
-                "sync_not_before": None,
-                "sync_failures": 0,
-            }
-            sync_requested, sync_done = row.sync_requested, row.sync_done
-            if indexing and not has_more:
-                # The listing is read; what changed since it began comes next, as events.
-                values["indexing"] = False
-                values["sync_requested"] = sync_requested = sync_requested + 1
-            if not has_more:
-                values["sync_done"] = sync_done = requested
-            still_indexing = indexing and has_more
-            # More to fetch: back of the queue, behind the instances already waiting.
-            pending = sync_requested > sync_done or still_indexing
-            values["pass_queued_at"] = (row.pass_queued_at or now) if pending else None
-            if row.status_message and row.valid:
-                values["status_message"] = None
-            if row.vendor_type == "polling":
-                values["last_poll_at"] = now
-            await session.execute(
-                update(instance)
-                .where(instance.id == self.instance_id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        for event in changes.events:
+        """Write the pass, in a transaction shared with the passes finishing with it."""
+        result = PassResult(
+            self.instance_id, self.token, self.started_from, requested, notification, fetched
+        )
+        applied = await self.commits.submit(result)
+        if not applied.applied:
+            log.warning("instance %s: lease lost, pass discarded", self.instance_id)
+            return
+        for event in applied.events:
             EVENTS.labels(event.event_type).inc()
-        if changes.events:
+        if applied.notifications:
             self.runtime.wakeups.delivery.set()
-        if has_more:
+        if fetched.has_more:
             self.runtime.wakeups.changes.set()
 
     async def _fresh_token(self, creds: Credentials, expires_at: datetime | None) -> str:
@@ -385,58 +293,3 @@ class ChangePass:
             row.sync_not_before = utcnow() + (not_before or timedelta())
             # It rejoins the queue when its back-off ends, behind whoever asked before then.
             row.pass_queued_at = row.sync_not_before
-
-
-async def _write_notifications(
-    session: AsyncSession,
-    instance: InstanceInfo,
-    org_id: int,
-    changes: Changes,
-    *,
-    raw_notification: dict[str, Any] | None,
-    batch_size: int,
-    now: datetime,
-) -> None:
-    """The outbox rows for a pass's events, in batches, and the event rows they carry."""
-    size = batch_size
-    event_rows: list[dict[str, Any]] = []
-    for start in range(0, len(changes.events), size):
-        batch = changes.events[start : start + size]
-        notification_id = str(uuid.uuid4())
-        body = notification_body(
-            notification_id=notification_id,
-            instance=instance,
-            events=batch,
-            raw_notification=raw_notification,
-            now=now,
-        )
-        pk = (
-            await session.execute(
-                insert(tables.Notification)
-                .values(
-                    id=notification_id,
-                    instance_id=instance.id,
-                    org_id=org_id,
-                    body=body,
-                    event_count=len(batch),
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                .returning(tables.Notification.pk)
-            )
-        ).scalar_one()
-        event_rows.extend(
-            {
-                "instance_id": instance.id,
-                "org_id": org_id,
-                "notification_pk": pk,
-                "event_type": event.event_type,
-                "object_type": event.object_type,
-                "object_id": event.object_id,
-                "path": event.path,
-                "new_path": event.new_path,
-                "occurred_at": now,
-            }
-            for event in batch
-        )
-    await session.execute(insert(tables.Event), event_rows)

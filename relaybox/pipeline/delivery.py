@@ -11,12 +11,14 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from relaybox.core.clock import utcnow
@@ -29,6 +31,7 @@ from relaybox.services.callbacks import targets
 from relaybox.services.instances import InstanceService
 from relaybox.store import leases, tables
 from relaybox.store.db import transaction
+from relaybox.store.groups import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
     ]
 
 
-async def deliver(runtime: Runtime, claimed: Claimed) -> None:
+async def deliver(runtime: Runtime, claimed: Claimed, records: Records) -> None:
     """One attempt at one leased notification, recorded, then the decision applied."""
     config = InstanceService(runtime).unseal(claimed.secrets_enc, claimed.configuration).config
     attempt_number = claimed.attempt_count + 1
@@ -156,7 +159,7 @@ async def deliver(runtime: Runtime, claimed: Claimed) -> None:
     decision = decide(
         sent.outcome, attempt_number, runtime.settings.retry_delays, now=utcnow(), rng=_rng
     )
-    await record(runtime, claimed, attempt_number, sent, decision)
+    await records.submit(Attempted(claimed, attempt_number, sent, decision, utcnow()))
     DELIVERIES.labels(decision.verdict.name).inc()
     DELIVERY_SECONDS.observe(sent.latency_ms / 1000)
 
@@ -224,51 +227,61 @@ async def _post(
     return Sent(outcome, _ms(started), None, kept.decode("utf-8", errors="replace"))
 
 
-async def record(
-    runtime: Runtime, claimed: Claimed, attempt_number: int, sent: Sent, decision: Decision
-) -> None:
-    """Store the attempt; apply the decision only while the lease still holds."""
-    now = utcnow()
+@dataclass(frozen=True)
+class Attempted:
+    """One finished attempt, to be recorded with the decision it led to."""
+
+    claimed: Claimed
+    attempt_number: int
+    sent: Sent
+    decision: Decision
+    at: datetime
+
+
+Records = GroupCommit[Attempted, None]
+"""Where attempts are recorded, several to a transaction (store/groups.py)."""
+
+
+def attempt_records(runtime: Runtime) -> Records:
+    return GroupCommit(runtime.sessions, record_attempts, name="attempts", max_group=200)
+
+
+async def record_attempts(session: AsyncSession, group: Sequence[Attempted]) -> list[None]:
+    """Store each attempt; apply its decision only while its lease still holds."""
     note = tables.Notification
-    values: dict[str, Any] = {
-        "attempt_count": attempt_number,
-        "last_status_code": sent.outcome.status_code,
-        "lease_owner": None,
-        "lease_until": None,
-    }
-    if decision.verdict is Verdict.DELIVERED:
-        values.update(status="delivered", delivered_at=now)
-    elif decision.verdict is Verdict.RETRY:
-        values["next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
-    elif decision.verdict is Verdict.GIVE_UP:
-        values["status"] = "failed"
-    async with transaction(runtime.sessions) as session:
+    attempts: list[dict[str, Any]] = []
+    for attempted in group:
+        claimed, decision, sent, now = (
+            attempted.claimed,
+            attempted.decision,
+            attempted.sent,
+            attempted.at,
+        )
         applied = await session.execute(
             update(note)
             .where(note.pk == claimed.pk, note.lease_owner == claimed.token)
-            .values(**values)
+            .values(**_outcome(attempted))
             .execution_options(synchronize_session=False)
         )
         held = applied.rowcount == 1  # type: ignore[attr-defined]
         if not held and await session.get(note, claimed.pk) is None:
-            return  # the notification is gone (its instance was deleted meanwhile)
-        await session.execute(
-            insert(tables.Attempt).values(
-                notification_pk=claimed.pk,
-                attempted_at=now,
-                status_code=sent.outcome.status_code,
-                latency_ms=sent.latency_ms,
-                error=sent.error,
-                response_body=sent.response_body,
-            )
+            continue  # the notification is gone (its instance was deleted meanwhile)
+        attempts.append(
+            {
+                "notification_pk": claimed.pk,
+                "attempted_at": now,
+                "status_code": sent.outcome.status_code,
+                "latency_ms": sent.latency_ms,
+                "error": sent.error,
+                "response_body": sent.response_body,
+            }
         )
         if not held:
             log.info(
                 "notification %s: lease lost; attempt recorded, outcome not applied",
                 claimed.notification_id,
             )
-            return
-        if decision.verdict in (Verdict.GIVE_UP, Verdict.DEACTIVATE):
+        elif decision.verdict in (Verdict.GIVE_UP, Verdict.DEACTIVATE):
             # 410 Gone: the endpoint asked to stop; this notification stays queued with the
             # rest. Schedule exhausted: this one is given up. Either way the subscription is
             # paused and later notifications wait for `PUT .../events/subscription`.
@@ -281,8 +294,29 @@ async def record(
                 "notification %s: %s after %s attempts; subscription deactivated",
                 claimed.notification_id,
                 "given up" if decision.verdict is Verdict.GIVE_UP else "410 Gone",
-                attempt_number,
+                attempted.attempt_number,
             )
+    if attempts:
+        await session.execute(insert(tables.Attempt), attempts)
+    return [None] * len(group)
+
+
+def _outcome(attempted: Attempted) -> dict[str, Any]:
+    """The notification's new state after an attempt."""
+    decision, now = attempted.decision, attempted.at
+    values: dict[str, Any] = {
+        "attempt_count": attempted.attempt_number,
+        "last_status_code": attempted.sent.outcome.status_code,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    if decision.verdict is Verdict.DELIVERED:
+        values.update(status="delivered", delivered_at=now)
+    elif decision.verdict is Verdict.RETRY:
+        values["next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
+    elif decision.verdict is Verdict.GIVE_UP:
+        values["status"] = "failed"
+    return values
 
 
 def _ms(started: float) -> float:

@@ -34,6 +34,8 @@ class Workers:
         self._stopping = asyncio.Event()
         self.poller = poller.Poller(runtime)
         self.longpolls = longpoll.LongpollHub(runtime, self.owner)
+        self.pass_commits = changes.pass_commits(runtime)
+        self.attempt_records = delivery.attempt_records(runtime)
 
     def start(self) -> None:
         wake = self.runtime.wakeups
@@ -71,13 +73,15 @@ class Workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.pass_commits.close()
+        await self.attempt_records.close()
 
     async def _claim_passes(self, limit: int) -> list[changes.Claimed]:
         return await changes.claim(self.runtime, self.owner, limit)
 
     async def _run_pass(self, claimed: changes.Claimed) -> None:
         try:
-            await changes.ChangePass(self.runtime, claimed).run()
+            await changes.ChangePass(self.runtime, claimed, self.pass_commits).run()
         finally:
             self.longpolls.pass_finished(claimed.instance_id)
 
@@ -85,7 +89,7 @@ class Workers:
         return await delivery.claim(self.runtime, self.owner, limit)
 
     async def _deliver(self, claimed: delivery.Claimed) -> None:
-        await delivery.deliver(self.runtime, claimed)
+        await delivery.deliver(self.runtime, claimed, self.attempt_records)
 
     async def _polling(self) -> None:
         """Turn due polls into pass requests, every worker tick."""

@@ -1,20 +1,16 @@
-"""The inbox: verified provider notifications, written with group commit.
+"""The inbox: verified provider notifications and the passes they ask for.
 
 A webhook is answered 200 only once its notification and the pass requests it makes are
-committed: nothing acknowledged can be lost. Committing each webhook alone costs a whole
-transaction per request, so webhooks that arrive while a commit is under way wait for the
-next one and share it: one transaction for the whole group, one UPDATE per distinct
-notification. Nothing waits on a timer; a webhook that arrives alone is committed at once.
+committed: nothing acknowledged can be lost. Webhooks that arrive while a commit is under
+way share the next one (store/groups.py): one transaction for the group.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
 from relaybox.store import tables
-from relaybox.store.db import transaction
+from relaybox.store.groups import GroupCommit
 
 log = logging.getLogger(__name__)
 
-MAX_GROUP = 500
 
-
-@dataclass
+@dataclass(frozen=True)
 class Received:
     """One verified notification and whom it asks for a pass."""
 
@@ -39,84 +33,41 @@ class Received:
     accounts: Sequence[str]
     # Only instances of the app keys whose secret signed the body are asked.
     app_keys: Sequence[str]
-    done: asyncio.Future[int] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
+
+
+def inbox_writer(sessions: async_sessionmaker[AsyncSession]) -> GroupCommit[Received, int]:
+    """Stores received notifications; `submit` answers how many instances were asked."""
+    return GroupCommit(sessions, store_received, name="inbox", max_group=500)
+
+
+async def store_received(session: AsyncSession, group: Sequence[Received]) -> list[int]:
+    """The inbox rows and pass requests of a group of notifications, in one transaction."""
+    now = utcnow()
+    # The newest notification naming an account is the one its pass reports as raw;
+    # asking for a pass once per account and group is enough (requests coalesce).
+    newest: dict[str, int] = {}
+    for number, item in enumerate(group):
+        for account in item.accounts:
+            newest[account] = number
+    asked: Counter[str] = Counter()
+    for number, item in enumerate(group):
+        accounts = [a for a in item.accounts if newest[a] == number]
+        if accounts:
+            asked.update(await request_webhook_passes(session, item, accounts, now))
+    counts = [sum(asked[a] for a in item.accounts) for item in group]
+    await session.execute(
+        insert(tables.InboxItem),
+        [
+            {
+                "element_key": item.element_key,
+                "body": item.body,
+                "instance_count": count,
+                "received_at": now,
+            }
+            for item, count in zip(group, counts, strict=True)
+        ],
     )
-
-
-class InboxWriter:
-    """Stores received notifications in groups; `store` returns once its group committed."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-        self._queue: asyncio.Queue[Received] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def store(
-        self,
-        element_key: str,
-        body: dict[str, Any],
-        accounts: Sequence[str],
-        app_keys: Sequence[str],
-    ) -> int:
-        """Store one notification and request its passes; how many instances were asked."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-        item = Received(element_key, body, accounts, app_keys)
-        self._queue.put_nowait(item)
-        return await item.done
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            group = [await self._queue.get()]
-            while len(group) < MAX_GROUP and not self._queue.empty():
-                group.append(self._queue.get_nowait())
-            try:
-                counts = await self._commit(group)
-            except Exception as exc:  # every waiter hears of it; Dropbox will retry
-                log.exception("storing %s received notifications failed", len(group))
-                for item in group:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
-                continue
-            for item, count in zip(group, counts, strict=True):
-                if not item.done.done():
-                    item.done.set_result(count)
-
-    async def _commit(self, group: list[Received]) -> list[int]:
-        now = utcnow()
-        # The newest notification naming an account is the one its pass reports as raw;
-        # asking for a pass once per account and group is enough (requests coalesce).
-        newest: dict[str, int] = {}
-        for number, item in enumerate(group):
-            for account in item.accounts:
-                newest[account] = number
-        asked: Counter[str] = Counter()
-        async with transaction(self.sessions) as session:
-            for number, item in enumerate(group):
-                accounts = [a for a in item.accounts if newest[a] == number]
-                if accounts:
-                    asked.update(await request_webhook_passes(session, item, accounts, now))
-            counts = [sum(asked[a] for a in item.accounts) for item in group]
-            await session.execute(
-                insert(tables.InboxItem),
-                [
-                    {
-                        "element_key": item.element_key,
-                        "body": item.body,
-                        "instance_count": count,
-                        "received_at": now,
-                    }
-                    for item, count in zip(group, counts, strict=True)
-                ],
-            )
-        return counts
+    return counts
 
 
 async def request_webhook_passes(

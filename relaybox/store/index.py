@@ -61,14 +61,22 @@ async def load_for(
 
 async def apply(session: AsyncSession, instance_id: int, changes: Changes) -> None:
     """Write a pass's index changes: removals first, then upserts."""
-    touched = sorted(changes.removals | set(changes.upserts))
-    for ids in _chunks(touched):
+    await delete_ids(session, instance_id, changes.removals | set(changes.upserts))
+    await insert_rows(session, rows(instance_id, changes))
+
+
+async def delete_ids(session: AsyncSession, instance_id: int, object_ids: Iterable[str]) -> None:
+    for ids in _chunks(sorted(object_ids)):
         await session.execute(
             delete(IndexEntry).where(
                 IndexEntry.instance_id == instance_id, IndexEntry.object_id.in_(ids)
             )
         )
-    inserts = [
+
+
+def rows(instance_id: int, changes: Changes) -> list[dict[str, Any]]:
+    """The index rows a pass's upserts write (after `delete_ids` removed the old ones)."""
+    return [
         {
             "instance_id": instance_id,
             "object_id": obj.object_id,
@@ -79,8 +87,11 @@ async def apply(session: AsyncSession, instance_id: int, changes: Changes) -> No
         }
         for obj in changes.upserts.values()
     ]
-    for rows in _chunks(inserts, 2000):
-        await session.execute(insert(IndexEntry), rows)
+
+
+async def insert_rows(session: AsyncSession, inserts: Sequence[dict[str, Any]]) -> None:
+    for chunk in _chunks(inserts, 2000):
+        await session.execute(insert(IndexEntry), chunk)
 
 
 async def replace_index(
