@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,6 +17,7 @@ from relaybox import __version__
 from relaybox.config import Settings
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
 from relaybox.crypto import SecretBox
+from relaybox.httpclients import ClientPool
 from relaybox.services.webhook_secrets import WebhookSecrets
 from relaybox.store import db
 from relaybox.store.groups import GroupCommit
@@ -41,7 +43,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     box: SecretBox
     dropbox: DropboxClient
-    http: httpx.AsyncClient
+    http: ClientPool
     wakeups: Wakeups
     inbox: GroupCommit[Received, int]
     webhook_secrets: WebhookSecrets
@@ -51,17 +53,15 @@ class Runtime:
         engine = db.create_engine(settings.resolved_database_url)
         if migrate:
             await db.upgrade(engine)
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-            # Passes and deliveries run concurrently (settings.*_concurrency): keep their
-            # connections alive instead of reconnecting past httpx's default of 20.
-            limits=httpx.Limits(
-                max_connections=settings.pass_concurrency + settings.delivery_concurrency + 32,
-                max_keepalive_connections=settings.pass_concurrency + settings.delivery_concurrency,
-            ),
-        )
+        options: dict[str, Any] = {
+            "timeout": httpx.Timeout(30.0, connect=10.0),
+            "headers": {"User-Agent": USER_AGENT},
+            "follow_redirects": False,
+        }
+        # Callbacks (one client per instance key) and Dropbox calls (in turn), each sized
+        # for the requests the workers have in flight.
+        http = ClientPool(settings.delivery_concurrency, **options)
+        dropbox_http = ClientPool(settings.pass_concurrency, **options)
         urls = DropboxURLs(
             api=settings.dropbox_api_url.rstrip("/"),
             content=settings.dropbox_content_url.rstrip("/"),
@@ -77,7 +77,7 @@ class Runtime:
             box=box,
             dropbox=DropboxClient(
                 urls,
-                http,
+                dropbox_http,
                 retry_base=settings.dropbox_retry_base,
                 page_limit=settings.dropbox_page_limit,
             ),
@@ -90,4 +90,5 @@ class Runtime:
     async def close(self) -> None:
         await self.inbox.close()
         await self.http.aclose()
+        await self.dropbox.http.aclose()
         await self.engine.dispose()

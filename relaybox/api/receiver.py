@@ -9,6 +9,7 @@ is committed: the fetching happens afterwards, in the workers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -83,7 +84,15 @@ async def receive(element_key: str, request: Request) -> Response:
         raise
     # Stored, with its pass requests, before the 200 (group commit: store/inbox.py).
     # Polling and longpoll instances fetch on their own schedule, not on webhooks.
-    asked = await runtime.inbox.submit(Received(element_key, notification, accounts, app_keys))
+    asked = await runtime.inbox.submit(
+        Received(
+            element_key,
+            notification,
+            accounts,
+            app_keys,
+            raw_for=functools.partial(verifier.for_account, notification),
+        )
+    )
     WEBHOOKS.labels(element_key, "accepted").inc()
     if asked:
         runtime.wakeups.changes.set()

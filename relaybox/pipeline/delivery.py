@@ -155,6 +155,7 @@ async def deliver(runtime: Runtime, claimed: Claimed, records: Records) -> None:
             claimed.body.encode(),
             claimed.notification_id,
             config.signature_key,
+            key=claimed.instance_id,
         )
     decision = decide(
         sent.outcome, attempt_number, runtime.settings.retry_delays, now=utcnow(), rng=_rng
@@ -165,9 +166,17 @@ async def deliver(runtime: Runtime, claimed: Claimed, records: Records) -> None:
 
 
 async def send(
-    runtime: Runtime, url: str, body: bytes, notification_id: str, signature_key: str | None
+    runtime: Runtime,
+    url: str,
+    body: bytes,
+    notification_id: str,
+    signature_key: str | None,
+    key: int | None = None,
 ) -> Sent:
-    """POST once, within the delivery timeout, to the first checked address that connects."""
+    """POST once, within the delivery timeout, to the first checked address that connects.
+
+    `key` (the instance) picks the HTTP client, so one instance's callbacks share its
+    kept-alive connections."""
     settings = runtime.settings
     started = time.perf_counter()
     try:
@@ -183,7 +192,7 @@ async def send(
             for number, target in enumerate(candidates, start=1):
                 try:
                     return await _post(
-                        runtime,
+                        runtime.http.client(key),
                         target.url,
                         body,
                         {**headers, **target.headers},
@@ -203,7 +212,7 @@ async def send(
 
 
 async def _post(
-    runtime: Runtime,
+    http: httpx.AsyncClient,
     url: str,
     body: bytes,
     headers: dict[str, str],
@@ -211,10 +220,10 @@ async def _post(
     started: float,
 ) -> Sent:
     """Send, and keep at most the first 2 KiB of the answer."""
-    request = runtime.http.build_request(
+    request = http.build_request(
         "POST", url, content=body, headers=headers, extensions=dict(extensions)
     )
-    response = await runtime.http.send(request, stream=True)
+    response = await http.send(request, stream=True)
     try:
         kept = bytearray()
         async for chunk in response.aiter_raw():

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, insert, literal, or_, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
@@ -33,6 +44,8 @@ class Received:
     accounts: Sequence[str]
     # Only instances of the app keys whose secret signed the body are asked.
     app_keys: Sequence[str]
+    # The notification as one account's instances keep it (the provider's own filter).
+    raw_for: Callable[[str], dict[str, Any]]
 
 
 def inbox_writer(sessions: async_sessionmaker[AsyncSession]) -> GroupCommit[Received, int]:
@@ -74,34 +87,51 @@ async def request_webhook_passes(
     session: AsyncSession, item: Received, accounts: Sequence[str], now: datetime
 ) -> list[str]:
     """One more pass for the webhook instances of these accounts whose app key signed the
-    notification; the accounts of the instances asked (one per instance)."""
+    notification; the accounts of the instances asked (one per instance).
+
+    Each instance keeps the notification as its own account would have received it
+    (`Received.raw_for`): a webhook names every account of the app that changed, and
+    neither another tenant's account ids nor a copy of the whole list belong with it.
+    """
     instance = tables.Instance
     asked: list[str] = []
     for start in range(0, len(accounts), 500):
-        result = await session.execute(
-            update(instance)
-            .where(
-                instance.element_key == item.element_key,
-                instance.account_id.in_(list(accounts[start : start + 500])),
-                _of_apps(item.app_keys),
-                instance.vendor_type == "webhooks",
-            )
-            .values(
-                sync_requested=instance.sync_requested + 1,
-                sync_notification=item.body,
-                pass_queued_at=func.coalesce(
-                    instance.pass_queued_at, literal(now, tables.UTCDateTime())
-                ),
-            )
-            .returning(instance.account_id)
-            .execution_options(synchronize_session=False)
+        chunk = list(accounts[start : start + 500])
+        of_webhook_instances = (
+            instance.element_key == item.element_key,
+            instance.account_id.in_(chunk),
+            _of_apps(item.app_keys),
+            instance.vendor_type == "webhooks",
         )
-        asked.extend(str(account) for account in result.scalars())
+        found = (
+            await session.execute(
+                select(instance.id, instance.account_id).where(*of_webhook_instances)
+            )
+        ).all()
+        if not found:
+            continue
+        table = cast(Table, instance.__table__)
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.vendor_type == "webhooks")
+            .values(
+                sync_requested=table.c.sync_requested + 1,
+                sync_notification=bindparam("b_notification", type_=JSON),
+                pass_queued_at=func.coalesce(
+                    table.c.pass_queued_at, literal(now, tables.UTCDateTime())
+                ),
+            ),
+            [
+                {"b_id": instance_id, "b_notification": item.raw_for(str(account))}
+                for instance_id, account in found
+            ],
+        )
+        asked.extend(str(account) for _, account in found)
     return asked
 
 
 def _of_apps(app_keys: Sequence[str]) -> ColumnElement[bool]:
     """Instances of these app keys; "" stands for instances without one (apiKey ones)."""
-    instance = tables.Instance
-    named = instance.app_key.in_([key for key in app_keys if key])
-    return or_(named, instance.app_key.is_(None)) if "" in app_keys else named
+    app_key = tables.Instance.app_key
+    named = app_key.in_([key for key in app_keys if key])
+    return or_(named, app_key.is_(None)) if "" in app_keys else named

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relaybox.connectors.dropbox.webhook import accounts_in
+from relaybox.connectors.dropbox.webhook import accounts_in, for_account
 from relaybox.core.signing import verify_dropbox_signature
 
 
@@ -17,3 +17,6 @@ class DropboxWebhooks:
 
     def accounts(self, body: Any) -> list[str]:
         return accounts_in(body)
+
+    def for_account(self, body: Any, account: str) -> dict[str, Any]:
+        return for_account(body, account)

@@ -36,6 +36,7 @@ from relaybox.core.errors import (
     RateLimited,
     TokenExpired,
 )
+from relaybox.httpclients import ClientPool
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class DropboxClient:
     def __init__(
         self,
         urls: DropboxURLs,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | ClientPool,
         *,
         retry_base: float = 1.0,
         retries: int = 3,

@@ -23,3 +23,18 @@ def accounts_in(body: Any) -> list[str]:
     if delta is not None and not isinstance(delta, dict):
         raise InvalidInput("delta must be an object", field="delta")
     return sorted(set(accounts))
+
+
+def for_account(body: dict[str, Any], account: str) -> dict[str, Any]:
+    """The notification reduced to one account: `list_folder.accounts` is `[account]`.
+
+    `delta.users` (Dropbox's legacy numeric user ids) is dropped: relaybox cannot tell
+    which of them is this account's, and the others belong to other accounts of the app.
+    """
+    reduced = {key: value for key, value in body.items() if key != "delta"}
+    list_folder = body.get("list_folder")
+    reduced["list_folder"] = {
+        **(list_folder if isinstance(list_folder, dict) else {}),
+        "accounts": [account],
+    }
+    return reduced
