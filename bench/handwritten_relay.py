@@ -11,7 +11,7 @@ starting cursor, kept in memory. ``GET /webhook?challenge=`` echoes the challeng
 webhook whose ``X-Dropbox-Signature`` (hex HMAC-SHA256 of the body with the app secret)
 matches, it answers 200 at once and, per named account, calls
 ``files/list_folder/continue`` until ``has_more`` is false (one pass at a time per account,
-concurrent across accounts), then POSTs one signed notification per entry to the callback
+up to 32 accounts at once), then POSTs one signed notification per entry to the callback
 (``Elements-Webhook-Signature: sha256=<base64 HMAC-SHA256>``), one after the other.
 
 What it leaves out, next to relaybox: no durability (a crash loses cursors and queued
@@ -43,6 +43,7 @@ from starlette.routing import Route
 
 log = logging.getLogger("handwritten_relay")
 REDIRECT = "https://app.example.com/auth"
+PASS_CONCURRENCY = 32
 
 
 class Relay:
@@ -53,6 +54,10 @@ class Relay:
         self.tokens: dict[str, str] = {}
         self.cursors: dict[str, str] = {}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # At most this many passes at once: with one task per named account and no bound,
+        # a webhook naming 10,000 accounts queues 20,000 requests in httpx's pool, whose
+        # every request and answer scans that queue (quadratic; minutes of CPU).
+        self.gate = asyncio.Semaphore(PASS_CONCURRENCY)
         self.tasks: set[asyncio.Task[None]] = set()
         self.failed_callbacks = 0
         self.http = httpx.AsyncClient(timeout=30)
@@ -104,7 +109,7 @@ class Relay:
 
     async def process(self, account: str) -> None:
         """Fetch what changed in `account` and send one signed POST per entry."""
-        async with self.locks[account]:
+        async with self.locks[account], self.gate:
             has_more = True
             while has_more:
                 page = await self.rpc(
