@@ -67,13 +67,14 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    # The receiver first: it takes every provider webhook, so it is matched first.
     # events before instances: `/instances/events` must not be read as an instance id.
     routers = (
+        receiver.router,
         events.router,
         deliveries.router,
         instances.router,
         elements.router,
-        receiver.router,
         console.router,
     )
     for router in routers:

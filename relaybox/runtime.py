@@ -21,7 +21,7 @@ from relaybox.httpclients import ClientPool
 from relaybox.services.webhook_secrets import WebhookSecrets
 from relaybox.store import db
 from relaybox.store.groups import GroupCommit
-from relaybox.store.inbox import Received, inbox_writer
+from relaybox.store.inbox import Received, Stored, inbox_writer
 
 USER_AGENT = f"relaybox/{__version__}"
 
@@ -45,7 +45,7 @@ class Runtime:
     dropbox: DropboxClient
     http: ClientPool
     wakeups: Wakeups
-    inbox: GroupCommit[Received, int]
+    inbox: GroupCommit[Received, Stored]
     webhook_secrets: WebhookSecrets
 
     @classmethod

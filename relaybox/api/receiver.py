@@ -53,8 +53,11 @@ async def challenge(
     )
 
 
-@router.post("/{element_key}")
-async def receive(element_key: str, request: Request) -> Response:
+async def receive(request: Request) -> Response:
+    """POST: a provider notification. A plain Starlette endpoint, not a FastAPI one: this
+    is the hot path (every webhook of every account), and it needs neither dependency
+    injection nor validation models; errors still become the API's JSON errors."""
+    element_key = str(request.path_params["element_key"])
     verifier = verifier_for(element_key)
     runtime = runtime_of(request)
     body = await request.body()
@@ -84,7 +87,7 @@ async def receive(element_key: str, request: Request) -> Response:
         raise
     # Stored, with its pass requests, before the 200 (group commit: store/inbox.py).
     # Polling and longpoll instances fetch on their own schedule, not on webhooks.
-    asked = await runtime.inbox.submit(
+    stored = await runtime.inbox.submit(
         Received(
             element_key,
             notification,
@@ -94,7 +97,7 @@ async def receive(element_key: str, request: Request) -> Response:
         )
     )
     WEBHOOKS.labels(element_key, "accepted").inc()
-    if asked:
+    if stored.idle:
         runtime.wakeups.changes.set()
     return Response(status_code=200)
 
@@ -113,3 +116,9 @@ def _named_accounts(verifier: WebhookVerifier, notification: Any) -> list[str]:
         return verifier.accounts(notification)
     except InvalidInput:
         return []
+
+
+# A plain route does not take the router's prefix: the full path is given.
+router.add_route(
+    f"{router.prefix}/{{element_key}}", receive, methods=["POST"], include_in_schema=False
+)

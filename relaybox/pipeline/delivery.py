@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -78,37 +78,57 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
         .where(other.instance_id == note.instance_id, other.pk < note.pk, other.status == "pending")
         .exists()
     )
-    in_flight = (
-        select(func.count(other.pk))
-        .where(other.instance_id == note.instance_id, other.lease_until > now)
-        .scalar_subquery()
-    )
     strictly_ordered = or_(
         inst.ordered.is_(True),
         and_(inst.drain_through_pk.is_not(None), note.pk <= inst.drain_through_pk),
     )
+    # Each instance's due notifications ranked oldest first, so the batch takes at most
+    # `cap` of any one instance and a backlog cannot crowd the others out of it. (No
+    # per-row subqueries: a backlog of thousands made those the delivery loop's main cost.)
+    due = (
+        select(
+            note.pk,
+            note.instance_id,
+            note.next_attempt_at,
+            inst.configuration,
+            inst.secrets_enc,
+            func.row_number()
+            .over(partition_by=note.instance_id, order_by=(note.next_attempt_at, note.pk))
+            .label("rank"),
+        )
+        .join(inst, inst.id == note.instance_id)
+        .where(
+            note.status == "pending",
+            note.next_attempt_at <= now,
+            leases.free(note, now),
+            inst.subscription_active.is_(True),
+            # Only an ordered instance's oldest unfinished notification is due.
+            case((strictly_ordered, ~earlier_unfinished), else_=true()),
+        )
+        .subquery()
+    )
+    leased = (
+        select(note.instance_id, func.count())
+        .where(note.status == "pending", note.lease_until > now)
+        .group_by(note.instance_id)
+    )
     async with transaction(runtime.sessions) as session:
+        busy = {instance_id: count for instance_id, count in await session.execute(leased)}
         rows = (
             await session.execute(
-                select(note.pk, note.instance_id, in_flight, inst.configuration, inst.secrets_enc)
-                .join(inst, inst.id == note.instance_id)
-                .where(
-                    note.status == "pending",
-                    note.next_attempt_at <= now,
-                    leases.free(note, now),
-                    inst.subscription_active.is_(True),
-                    ~and_(strictly_ordered, earlier_unfinished),
-                    in_flight < cap,
+                select(
+                    due.c.pk, due.c.instance_id, due.c.rank, due.c.configuration, due.c.secrets_enc
                 )
-                .order_by(note.next_attempt_at, note.pk)
+                .where(due.c.rank <= cap)
+                .order_by(due.c.next_attempt_at, due.c.pk)
                 .limit(limit)
             )
         ).all()
     chosen: list[int] = []
     per_instance: dict[int, int] = {}
     instances: dict[int, tuple[dict[str, Any], str]] = {}
-    for pk, instance_id, busy, configuration, secrets_enc in rows:
-        if busy + per_instance.get(instance_id, 0) < cap:
+    for pk, instance_id, _rank, configuration, secrets_enc in rows:
+        if busy.get(instance_id, 0) + per_instance.get(instance_id, 0) < cap:
             chosen.append(pk)
             per_instance[instance_id] = per_instance.get(instance_id, 0) + 1
             instances[instance_id] = (configuration, secrets_enc)

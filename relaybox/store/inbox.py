@@ -48,12 +48,18 @@ class Received:
     raw_for: Callable[[str], dict[str, Any]]
 
 
-def inbox_writer(sessions: async_sessionmaker[AsyncSession]) -> GroupCommit[Received, int]:
-    """Stores received notifications; `submit` answers how many instances were asked."""
+@dataclass(frozen=True)
+class Stored:
+    asked: int  # instances asked for a pass
+    idle: int  # of those, how many no pass holds now: the workers have something to claim
+
+
+def inbox_writer(sessions: async_sessionmaker[AsyncSession]) -> GroupCommit[Received, Stored]:
+    """Stores received notifications; `submit` answers whom they asked for a pass."""
     return GroupCommit(sessions, store_received, name="inbox", max_group=500)
 
 
-async def store_received(session: AsyncSession, group: Sequence[Received]) -> list[int]:
+async def store_received(session: AsyncSession, group: Sequence[Received]) -> list[Stored]:
     """The inbox rows and pass requests of a group of notifications, in one transaction."""
     now = utcnow()
     # The newest notification naming an account is the one its pass reports as raw;
@@ -63,10 +69,12 @@ async def store_received(session: AsyncSession, group: Sequence[Received]) -> li
         for account in item.accounts:
             newest[account] = number
     asked: Counter[str] = Counter()
+    idle: Counter[str] = Counter()
     for number, item in enumerate(group):
         accounts = [a for a in item.accounts if newest[a] == number]
-        if accounts:
-            asked.update(await request_webhook_passes(session, item, accounts, now))
+        for account, is_idle in await request_webhook_passes(session, item, accounts, now):
+            asked[account] += 1
+            idle[account] += is_idle
     counts = [sum(asked[a] for a in item.accounts) for item in group]
     await session.execute(
         insert(tables.InboxItem),
@@ -80,21 +88,25 @@ async def store_received(session: AsyncSession, group: Sequence[Received]) -> li
             for item, count in zip(group, counts, strict=True)
         ],
     )
-    return counts
+    return [
+        Stored(count, sum(idle[a] for a in item.accounts))
+        for item, count in zip(group, counts, strict=True)
+    ]
 
 
 async def request_webhook_passes(
     session: AsyncSession, item: Received, accounts: Sequence[str], now: datetime
-) -> list[str]:
+) -> list[tuple[str, bool]]:
     """One more pass for the webhook instances of these accounts whose app key signed the
-    notification; the accounts of the instances asked (one per instance).
+    notification; per instance asked, its account and whether no pass holds it now (a
+    held one is claimed again when its pass ends, so nothing needs waking for it).
 
     Each instance keeps the notification as its own account would have received it
     (`Received.raw_for`): a webhook names every account of the app that changed, and
     neither another tenant's account ids nor a copy of the whole list belong with it.
     """
     instance = tables.Instance
-    asked: list[str] = []
+    asked: list[tuple[str, bool]] = []
     for start in range(0, len(accounts), 500):
         chunk = list(accounts[start : start + 500])
         of_webhook_instances = (
@@ -105,7 +117,9 @@ async def request_webhook_passes(
         )
         found = (
             await session.execute(
-                select(instance.id, instance.account_id).where(*of_webhook_instances)
+                select(instance.id, instance.account_id, instance.lease_until).where(
+                    *of_webhook_instances
+                )
             )
         ).all()
         if not found:
@@ -123,10 +137,10 @@ async def request_webhook_passes(
             ),
             [
                 {"b_id": instance_id, "b_notification": item.raw_for(str(account))}
-                for instance_id, account in found
+                for instance_id, account, _ in found
             ],
         )
-        asked.extend(str(account) for _, account in found)
+        asked.extend((str(account), until is None or until < now) for _, account, until in found)
     return asked
 
 

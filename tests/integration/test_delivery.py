@@ -99,6 +99,13 @@ async def test_exhausted_retries_deactivate_and_redeliver_recovers(
         ids = [item.headers["elements-webhook-id"] for item in stack.receiver.received]
         assert ids[-1] == failed["id"]
 
+        async def recorded() -> bool:
+            # The receiver holds the POST before relaybox has recorded its answer; until
+            # then the notification is still in flight, and redelivering it changes nothing.
+            listed = await stack.deliveries(instance["id"])
+            return any(d["id"] == failed["id"] and d["status"] == "delivered" for d in listed)
+
+        await eventually(recorded)
         one = await stack.http.post(f"{base}/deliveries/{failed['id']}/redeliver", headers=AUTH)
         assert one.status_code == 200
         await stack.receiver.wait_for(lambda r: len(r.received) == 6)
