@@ -8,7 +8,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.api.auth import Caller
 from relaybox.api.deps import RowId, runtime_of, utc
@@ -19,6 +18,7 @@ from relaybox.services import deliveries as service
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
+from relaybox.store.outbox import with_attempts
 
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["deliveries"])
 
@@ -38,12 +38,7 @@ def describe_attempt(attempt: tables.Attempt) -> dict[str, Any]:
     }
 
 
-async def describe_delivery(session: AsyncSession, note: tables.Notification) -> dict[str, Any]:
-    attempts = await session.scalars(
-        select(tables.Attempt)
-        .where(tables.Attempt.notification_pk == note.pk)
-        .order_by(tables.Attempt.id)
-    )
+def describe_delivery(note: tables.Notification, attempts: list[tables.Attempt]) -> dict[str, Any]:
     return {
         "id": note.id,
         "instanceId": note.instance_id,
@@ -74,15 +69,13 @@ async def deliveries(
         query = select(tables.Notification).where(tables.Notification.instance_id == instance_id)
         if before is not None:
             query = query.where(tables.Notification.pk < before)
-        rows = list(
-            await session.scalars(
-                query.order_by(tables.Notification.pk.desc()).limit(page_size + 1)
-            )
+        found = await with_attempts(
+            session, query.order_by(tables.Notification.pk.desc()).limit(page_size + 1)
         )
-        page = rows[:page_size]
-        if len(rows) > page_size:
-            response.headers[PAGE_HEADER] = encode_page(page[-1].pk)
-        return [await describe_delivery(session, note) for note in page]
+        page = found[:page_size]
+        if len(found) > page_size:
+            response.headers[PAGE_HEADER] = encode_page(page[-1][0].pk)
+        return [describe_delivery(note, attempts) for note, attempts in page]
 
 
 @router.post("/{instance_id}/deliveries/redeliver")

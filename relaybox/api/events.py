@@ -19,6 +19,7 @@ from relaybox.core.errors import NotFound
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
+from relaybox.store.outbox import with_attempts
 
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"])
 
@@ -110,10 +111,12 @@ async def one_event(event_id: RowId, request: Request, principal: Caller) -> dic
             or principal.instance_id not in (None, event.instance_id)
         ):
             raise NotFound(f"no event {event_id}")
-        note = await session.get(tables.Notification, event.notification_pk)
-        assert note is not None
+        ((note, attempts),) = await with_attempts(
+            session,
+            select(tables.Notification).where(tables.Notification.pk == event.notification_pk),
+        )
         answer = describe_event(event, note)
-        answer["notification"] = {**await describe_delivery(session, note), "body": note.body}
+        answer["notification"] = {**describe_delivery(note, attempts), "body": note.body}
         return answer
 
 

@@ -16,6 +16,7 @@ from relaybox.runtime import Runtime
 from relaybox.services.instances import MAX_NAME, InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
+from relaybox.store.outbox import with_attempts
 
 EVENTS_PAGE = 20
 DELIVERIES_PAGE = 10
@@ -118,12 +119,10 @@ async def instance_view(
                 event_query.order_by(tables.Event.id.desc()).limit(EVENTS_PAGE + 1)
             )
         ).all()
-        notes = list(
-            await session.scalars(
-                note_query.order_by(tables.Notification.pk.desc()).limit(DELIVERIES_PAGE + 1)
-            )
+        notes = await with_attempts(
+            session, note_query.order_by(tables.Notification.pk.desc()).limit(DELIVERIES_PAGE + 1)
         )
-        delivery_rows = [await describe_delivery(session, n) for n in notes[:DELIVERIES_PAGE]]
+        delivery_rows = [describe_delivery(n, attempts) for n, attempts in notes[:DELIVERIES_PAGE]]
     return {
         "instance": instance,
         "subscription_active": subscription_active,
@@ -133,7 +132,7 @@ async def instance_view(
             encode_page(found[EVENTS_PAGE - 1][0].id) if len(found) > EVENTS_PAGE else None
         ),
         "older_deliveries": (
-            encode_page(notes[DELIVERIES_PAGE - 1].pk) if len(notes) > DELIVERIES_PAGE else None
+            encode_page(notes[DELIVERIES_PAGE - 1][0].pk) if len(notes) > DELIVERIES_PAGE else None
         ),
         "paged": events_before is not None or deliveries_before is not None,
     }
