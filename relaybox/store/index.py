@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, delete, insert, or_, select
+from sqlalchemy import ColumnElement, Row, and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.core.normalize import Changes, Index, IndexedObject, entry_paths, normalize
 from relaybox.store.tables import IndexEntry
 
 CHUNK = 500
+# A pass touching at most this many id lists, path lists and deleted folders shares its
+# index query with the other passes of its group.
+SHARED_CONDITIONS = 4
 T = TypeVar("T")
 
 
@@ -43,8 +46,37 @@ async def load_for(
     session: AsyncSession, instance_id: int, entries: Sequence[Mapping[str, Any]]
 ) -> Index:
     """The part of the index a pass over `entries` can touch (ids, paths, deleted subtrees)."""
+    return (await load_for_many(session, {instance_id: entries}))[instance_id]
+
+
+async def load_for_many(
+    session: AsyncSession, passes: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> dict[int, Index]:
+    """`load_for` of several instances' passes: the small ones share a query."""
+    found: dict[int, dict[str, Any]] = {instance_id: {} for instance_id in passes}
+    clauses: list[ColumnElement[bool]] = []
+    for instance_id, entries in passes.items():
+        conditions = _touched(entries)
+        if not conditions:
+            continue  # a pass that read nothing touches nothing
+        if len(conditions) <= SHARED_CONDITIONS:
+            clauses.append(and_(IndexEntry.instance_id == instance_id, or_(*conditions)))
+            continue
+        for condition_chunk in _chunks(conditions, 50):
+            clauses.append(and_(IndexEntry.instance_id == instance_id, or_(*condition_chunk)))
+    for clause_chunk in _chunks(clauses, 50):
+        query = select(IndexEntry.instance_id, *COLUMNS).where(or_(*clause_chunk))
+        for row in await session.execute(query):
+            found[row.instance_id][row.object_id] = row
+    return {
+        instance_id: Index(_to_object(row) for row in rows.values())
+        for instance_id, rows in found.items()
+    }
+
+
+def _touched(entries: Sequence[Mapping[str, Any]]) -> list[ColumnElement[bool]]:
+    """Conditions for the index rows entries can touch: by id, by path, below a deletion."""
     ids, paths, deleted = entry_paths(entries)
-    found: dict[str, Any] = {}
     conditions: list[ColumnElement[bool]] = []
     for id_chunk in _chunks(sorted(ids)):
         conditions.append(IndexEntry.object_id.in_(id_chunk))
@@ -52,11 +84,7 @@ async def load_for(
         conditions.append(IndexEntry.path_lower.in_(path_chunk))
     for path in sorted(deleted):
         conditions.append(IndexEntry.path_lower.startswith(path.rstrip("/") + "/", autoescape=True))
-    for condition_chunk in _chunks(conditions, 50):
-        query = select(*COLUMNS).where(IndexEntry.instance_id == instance_id, or_(*condition_chunk))
-        for row in await session.execute(query):
-            found[row.object_id] = row
-    return Index(_to_object(row) for row in found.values())
+    return conditions
 
 
 async def apply(session: AsyncSession, instance_id: int, changes: Changes) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.core.clock import utcnow
-from relaybox.core.normalize import Changes, StandardEvent, normalize, reconcile
+from relaybox.core.normalize import Changes, Index, StandardEvent, normalize, reconcile
 from relaybox.core.notification import InstanceInfo, notification_body
 from relaybox.store import index as index_store
 from relaybox.store import tables
@@ -65,12 +65,23 @@ async def apply_passes(session: AsyncSession, results: Sequence[PassResult]) -> 
     updates: list[dict[str, Any]] = []
     index_rows: list[dict[str, Any]] = []
     outbox: list[_Outgoing] = []
+    held = [
+        result
+        for result in results
+        if (row := rows.get(result.instance_id)) is not None
+        and row.lease_owner == result.token
+        and row.cursor == result.started_from
+    ]
+    indexes = await index_store.load_for_many(
+        session, {r.instance_id: r.fetched.entries for r in held if not r.fetched.reset}
+    )
+    held_ids = {result.instance_id for result in held}
     for result in results:
-        row = rows.get(result.instance_id)
-        if row is None or row.lease_owner != result.token or row.cursor != result.started_from:
+        if result.instance_id not in held_ids:
             applied.append(LOST)
             continue
-        changes = await _changes(session, result)
+        row = rows[result.instance_id]
+        changes = await _changes(session, result, indexes.get(result.instance_id))
         index_rows.extend(index_store.rows(result.instance_id, changes))
         indexing = row.indexing  # still reading the initial listing: no events yet
         wanted = not indexing and row.events_enabled
@@ -131,13 +142,12 @@ async def _lock(session: AsyncSession, results: Sequence[PassResult]) -> dict[in
     return {row.id: row for row in answer}
 
 
-async def _changes(session: AsyncSession, result: PassResult) -> Changes:
-    """The pass's events and index changes; removes the index rows it replaces."""
+async def _changes(session: AsyncSession, result: PassResult, index: Index | None) -> Changes:
+    """The pass's events and index changes; removes the index rows it replaces. `index` is
+    the part of the index the pass touches, loaded beforehand (None: a reset; all of it)."""
     fetched = result.fetched
-    if fetched.reset:
+    if index is None:
         index = await index_store.load_all(session, result.instance_id)
-    else:
-        index = await index_store.load_for(session, result.instance_id, fetched.entries)
     held = {obj.object_id for obj in index}
     changes = (
         reconcile(fetched.entries, index) if fetched.reset else normalize(fetched.entries, index)
