@@ -40,6 +40,7 @@ from relaybox.core.normalize import EventType, StandardEvent
 from relaybox.core.notification import InstanceInfo, notification_body
 from relaybox.store import retention, tables
 from relaybox.store.db import create_engine, session_factory, transaction, upgrade
+from relaybox.store.pass_results import event_row
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PER_NOTIFICATION = 20  # pipeline/changes.py WEBHOOK_BATCH
@@ -152,17 +153,7 @@ async def write_events(
         async with transaction(sessions) as session:
             pks = list(await session.scalars(insert(note).returning(note.pk), notes))
             events = [
-                {
-                    "instance_id": instance_id,
-                    "org_id": org_id,
-                    "notification_pk": pk,
-                    "event_type": event.event_type,
-                    "object_type": event.object_type,
-                    "object_id": event.object_id,
-                    "path": event.path,
-                    "new_path": event.new_path,
-                    "occurred_at": now,
-                }
+                event_row(event, instance_id, org_id, pk, now)
                 for pk, batch in zip(pks, batches, strict=True)
                 for event in batch
             ]

@@ -246,18 +246,25 @@ async def _write_outbox(session: AsyncSession, outbox: list[_Outgoing]) -> dict[
     for item, pk in zip(outbox, pks, strict=True):
         counts[item.instance_id] = counts.get(item.instance_id, 0) + 1
         events.extend(
-            {
-                "instance_id": item.instance_id,
-                "org_id": item.row["org_id"],
-                "notification_pk": pk,
-                "event_type": event.event_type,
-                "object_type": event.object_type,
-                "object_id": event.object_id,
-                "path": event.path,
-                "new_path": event.new_path,
-                "occurred_at": item.row["created_at"],
-            }
+            event_row(event, item.instance_id, item.row["org_id"], pk, item.row["created_at"])
             for event in item.events
         )
     await session.execute(insert(tables.Event), events)
     return counts
+
+
+def event_row(
+    event: StandardEvent, instance_id: int, org_id: int, notification_pk: int, at: datetime
+) -> dict[str, Any]:
+    """The `events` row of one standardized event carried by a notification."""
+    return {
+        "instance_id": instance_id,
+        "org_id": org_id,
+        "notification_pk": notification_pk,
+        "event_type": event.event_type,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "path": event.path,
+        "new_path": event.new_path,
+        "occurred_at": at,
+    }
