@@ -40,6 +40,8 @@ class Child:
     """One child process, its output kept in a temporary file for error messages."""
 
     def __init__(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        if Stopping.now:
+            raise RuntimeError(f"not starting {name}: stopping")
         self.name, self.args = name, list(args)
         self.log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
@@ -119,14 +121,26 @@ def stop_all() -> None:
         CHILDREN.pop(pid, None)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+class Stopping:
+    """Set by SIGTERM or SIGINT. Python 3.11's ``asyncio.wait_for`` can swallow a
+    cancellation that races with its inner task finishing, so a benchmark must not rely on
+    cancellation alone to stop: its loops check this flag, and no child starts once set."""
+
+    now = False
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    Stopping.now = True
     stop_all()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
 atexit.register(stop_all)
 with contextlib.suppress(ValueError):  # not in the main thread: atexit still covers normal exits
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)  # asyncio.run then leaves SIGINT to us
 
 
 # ----------------------------------------------------------------------------- /proc

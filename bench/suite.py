@@ -1057,6 +1057,8 @@ async def run(options: argparse.Namespace) -> int:
     for scenario in options.scenarios:
         log(f"\n[{scenario}] {describe(options, scenario)}")
         for target in targets:
+            if procs.Stopping.now:
+                raise SystemExit("stopped by a signal")
             began = time.monotonic()
             try:
                 await asyncio.wait_for(
