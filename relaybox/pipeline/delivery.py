@@ -14,10 +14,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import and_, case, func, insert, or_, select, true, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -276,41 +288,68 @@ def attempt_records(runtime: Runtime) -> Records:
 
 
 async def record_attempts(session: AsyncSession, group: Sequence[Attempted]) -> list[None]:
-    """Store each attempt; apply its decision only while its lease still holds."""
+    """Store each attempt; apply its decision only while its lease still holds.
+
+    Three statements for the whole group: which notifications still exist (and who holds
+    them, for the log), one executemany UPDATE fenced by each lease, one insert of the
+    attempts. Only a deactivation (rare) costs a statement of its own.
+    """
     note = tables.Notification
-    attempts: list[dict[str, Any]] = []
-    for attempted in group:
-        claimed, decision, sent, now = (
-            attempted.claimed,
-            attempted.decision,
-            attempted.sent,
-            attempted.at,
+    holders = {
+        pk: owner
+        for pk, owner in await session.execute(
+            select(note.pk, note.lease_owner).where(
+                note.pk.in_([attempted.claimed.pk for attempted in group])
+            )
         )
-        applied = await session.execute(
-            update(note)
-            .where(note.pk == claimed.pk, note.lease_owner == claimed.token)
-            .values(**_outcome(attempted))
-            .execution_options(synchronize_session=False)
-        )
-        held = applied.rowcount == 1  # type: ignore[attr-defined]
-        if not held and await session.get(note, claimed.pk) is None:
-            continue  # the notification is gone (its instance was deleted meanwhile)
-        attempts.append(
+    }
+    # Gone: its instance was deleted meanwhile; nothing to record.
+    present = [a for a in group if a.claimed.pk in holders]
+    if not present:
+        return [None] * len(group)
+    table = cast(Table, note.__table__)
+    await session.execute(
+        update(table)
+        .where(table.c.pk == bindparam("b_pk"), table.c.lease_owner == bindparam("b_token"))
+        .values(
+            attempt_count=bindparam("b_attempts"),
+            last_status_code=bindparam("b_status_code"),
+            lease_owner=None,
+            lease_until=None,
+            # NULL keeps what the notification had.
+            status=func.coalesce(bindparam("b_status", type_=String), table.c.status),
+            delivered_at=func.coalesce(
+                bindparam("b_delivered_at", type_=tables.UTCDateTime()), table.c.delivered_at
+            ),
+            next_attempt_at=func.coalesce(
+                bindparam("b_next_attempt_at", type_=tables.UTCDateTime()),
+                table.c.next_attempt_at,
+            ),
+        ),
+        [_outcome(attempted) for attempted in present],
+    )
+    await session.execute(
+        insert(tables.Attempt),
+        [
             {
-                "notification_pk": claimed.pk,
-                "attempted_at": now,
-                "status_code": sent.outcome.status_code,
-                "latency_ms": sent.latency_ms,
-                "error": sent.error,
-                "response_body": sent.response_body,
+                "notification_pk": a.claimed.pk,
+                "attempted_at": a.at,
+                "status_code": a.sent.outcome.status_code,
+                "latency_ms": a.sent.latency_ms,
+                "error": a.sent.error,
+                "response_body": a.sent.response_body,
             }
-        )
-        if not held:
+            for a in present
+        ],
+    )
+    for attempted in present:
+        claimed, verdict = attempted.claimed, attempted.decision.verdict
+        if holders[claimed.pk] != claimed.token:
             log.info(
                 "notification %s: lease lost; attempt recorded, outcome not applied",
                 claimed.notification_id,
             )
-        elif decision.verdict in (Verdict.GIVE_UP, Verdict.DEACTIVATE):
+        elif verdict in (Verdict.GIVE_UP, Verdict.DEACTIVATE):
             # 410 Gone: the endpoint asked to stop; this notification stays queued with the
             # rest. Schedule exhausted: this one is given up. Either way the subscription is
             # paused and later notifications wait for `PUT .../events/subscription`.
@@ -322,29 +361,30 @@ async def record_attempts(session: AsyncSession, group: Sequence[Attempted]) -> 
             log.warning(
                 "notification %s: %s after %s attempts; subscription deactivated",
                 claimed.notification_id,
-                "given up" if decision.verdict is Verdict.GIVE_UP else "410 Gone",
+                "given up" if verdict is Verdict.GIVE_UP else "410 Gone",
                 attempted.attempt_number,
             )
-    if attempts:
-        await session.execute(insert(tables.Attempt), attempts)
     return [None] * len(group)
 
 
 def _outcome(attempted: Attempted) -> dict[str, Any]:
-    """The notification's new state after an attempt."""
+    """The notification's new state after an attempt, as bound values of the UPDATE."""
     decision, now = attempted.decision, attempted.at
     values: dict[str, Any] = {
-        "attempt_count": attempted.attempt_number,
-        "last_status_code": attempted.sent.outcome.status_code,
-        "lease_owner": None,
-        "lease_until": None,
+        "b_pk": attempted.claimed.pk,
+        "b_token": attempted.claimed.token,
+        "b_attempts": attempted.attempt_number,
+        "b_status_code": attempted.sent.outcome.status_code,
+        "b_status": None,
+        "b_delivered_at": None,
+        "b_next_attempt_at": None,
     }
     if decision.verdict is Verdict.DELIVERED:
-        values.update(status="delivered", delivered_at=now)
+        values.update(b_status="delivered", b_delivered_at=now)
     elif decision.verdict is Verdict.RETRY:
-        values["next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
+        values["b_next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
     elif decision.verdict is Verdict.GIVE_UP:
-        values["status"] = "failed"
+        values["b_status"] = "failed"
     return values
 
 
