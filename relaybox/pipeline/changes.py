@@ -50,7 +50,7 @@ PassCommits = GroupCommit[PassResult, Applied]
 
 
 def pass_commits(runtime: Runtime) -> PassCommits:
-    return GroupCommit(runtime.sessions, apply_passes, name="passes", max_group=64)
+    return GroupCommit(runtime.sessions, apply_passes, name="passes", max_group=64, linger=0.005)
 
 
 class LeaseLost(Exception):

@@ -284,7 +284,9 @@ Records = GroupCommit[Attempted, None]
 
 
 def attempt_records(runtime: Runtime) -> Records:
-    return GroupCommit(runtime.sessions, record_attempts, name="attempts", max_group=200)
+    return GroupCommit(
+        runtime.sessions, record_attempts, name="attempts", max_group=200, linger=0.005
+    )
 
 
 async def record_attempts(session: AsyncSession, group: Sequence[Attempted]) -> list[None]:

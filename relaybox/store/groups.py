@@ -3,9 +3,9 @@
 Received webhooks, finished change passes and delivery attempts each end in a small
 transaction; committing each alone costs a transaction (and on SQLite, a turn at the one
 write lock) apiece. A `GroupCommit` queues them and applies every queued item in one
-transaction, so a burst of N costs a handful of transactions instead of N. Nothing waits
-on a timer: an item that arrives alone is committed at once, and `submit` returns only
-after the transaction holding its item has committed.
+transaction, so a burst of N costs a handful of transactions instead of N. An item that
+arrives alone is committed at once; during a burst a group may wait `linger` seconds for
+more. `submit` returns only after the transaction holding its item has committed.
 
 When a group's transaction fails, each of its items is tried again alone, so one bad item
 (say, a notification whose instance was deleted meanwhile) fails by itself.
@@ -47,11 +47,13 @@ class GroupCommit(Generic[T, R]):
         *,
         name: str,
         max_group: int = 200,
+        linger: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.apply = apply
         self.name = name
         self.max_group = max_group
+        self.linger = linger
         self._queue: asyncio.Queue[_Waiting[T, R]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -70,10 +72,17 @@ class GroupCommit(Generic[T, R]):
                 await self._task
 
     async def _run(self) -> None:
+        bursting = False
         while True:
             group = [await self._queue.get()]
+            if self.linger and (bursting or not self._queue.empty()):
+                # A burst is under way: let `linger` seconds more of it share this
+                # transaction (on a quiet machine commits are quick and groups stay small,
+                # which costs more per item than the wait). A lone item does not wait.
+                await asyncio.sleep(self.linger)
             while len(group) < self.max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+            bursting = len(group) > 1
             try:
                 results = await self._commit([waiting.item for waiting in group])
             except Exception as exc:
