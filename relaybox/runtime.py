@@ -70,6 +70,7 @@ class Runtime:
         )
         sessions = db.session_factory(engine)
         box = SecretBox.load(settings.secret_key, settings.data_dir)
+        webhook_secrets = WebhookSecrets(sessions, box)
         return cls(
             settings=settings,
             engine=engine,
@@ -83,8 +84,8 @@ class Runtime:
             ),
             http=http,
             wakeups=Wakeups(),
-            inbox=inbox_writer(sessions),
-            webhook_secrets=WebhookSecrets(sessions, box),
+            inbox=inbox_writer(sessions, webhook_secrets.secret_of),
+            webhook_secrets=webhook_secrets,
         )
 
     async def close(self) -> None:

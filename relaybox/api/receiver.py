@@ -63,18 +63,18 @@ async def receive(request: Request) -> Response:
     body = await request.body()
     signature = request.headers.get(verifier.signature_header, "")
     notification = None
-    app_keys: list[str] = []
+    signers: list[str] = []
     if signature and len(signature) <= MAX_SIGNATURE:
 
         def verify(app_secret: str) -> bool:
             return verifier.verify(app_secret, body, signature)
 
-        app_keys = await runtime.webhook_secrets.signers(element_key, verify)
+        signers = await runtime.webhook_secrets.signers(element_key, verify)
         notification = _parse(body)
-        if not app_keys:
+        if not signers:
             named = _named_accounts(verifier, notification)
-            app_keys = await runtime.webhook_secrets.signers_among(element_key, named, verify)
-    if not app_keys:
+            signers = await runtime.webhook_secrets.signers_among(element_key, named, verify)
+    if not signers:
         WEBHOOKS.labels(element_key, "forbidden").inc()
         raise ApiError(403, f"{verifier.signature_header}: signature does not match")
     if notification is None:
@@ -92,7 +92,7 @@ async def receive(request: Request) -> Response:
             element_key,
             notification,
             accounts,
-            app_keys,
+            frozenset(signers),
             raw_for=functools.partial(verifier.for_account, notification),
         )
     )

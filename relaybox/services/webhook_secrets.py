@@ -2,17 +2,20 @@
 
 Each process keeps, per element, one decrypted app secret per app key, reloaded every
 `ttl` seconds and at most once a second when a signature matches none of them. A cached
-secret only ever decides *which app keys* signed a body; the instances asked for a pass
-are chosen by the database at commit time (`store.inbox`), so a stale cache cannot send a
-pass to an instance that was deleted, switched to polling or moved to another app. The
-worst a stale entry does is accept, for up to `ttl` seconds, a body signed with an app
-secret that was just replaced: its passes fetch with the instances' own tokens.
+secret only decides whether a body is genuine at all; the instances asked for a pass are
+read from the database at commit time (`store.inbox`), and only those whose own app secret
+signed the body are asked, so a stale cache cannot reach an instance that was deleted,
+switched to polling or given another secret, and one tenant's secret never reaches another
+tenant's instances. The worst a stale entry does is accept, for up to `ttl` seconds, a
+body signed with an app secret that was just replaced: the instances that still hold it
+get one more pass, fetched with their own tokens.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +29,7 @@ from relaybox.store.db import transaction
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 30.0
+CIPHERTEXT_CACHE = 10_000
 MIN_RELOAD_SECONDS = 1.0
 
 
@@ -50,9 +54,10 @@ class WebhookSecrets:
         self.ttl = ttl
         self.clock = clock
         self._by_element: dict[str, _Secrets] = {}
+        self._by_ciphertext: OrderedDict[str, str | None] = OrderedDict()
 
     async def signers(self, element_key: str, verify: Callable[[str], bool]) -> list[str]:
-        """The app keys whose secret `verify` accepts; [] when none of the element's does."""
+        """The app secrets `verify` accepts; [] when none of the element's does."""
         cached = self._by_element.get(element_key)
         now = self.clock()
         if cached is None or now - cached.loaded_at > self.ttl:
@@ -65,7 +70,7 @@ class WebhookSecrets:
     async def signers_among(
         self, element_key: str, accounts: Sequence[str], verify: Callable[[str], bool]
     ) -> list[str]:
-        """The app keys, among the named accounts' instances, whose secret `verify` accepts.
+        """The app secrets, among the named accounts' instances, that `verify` accepts.
 
         The slow path for an app key whose instances do not all share one secret.
         """
@@ -102,21 +107,29 @@ class WebhookSecrets:
         self._by_element[element_key] = secrets
         return secrets
 
+    def secret_of(self, secrets_enc: str) -> str | None:
+        """The app secret sealed in an instance's secrets (cached by ciphertext, bounded)."""
+        cache = self._by_ciphertext
+        if secrets_enc in cache:
+            cache.move_to_end(secrets_enc)
+            return cache[secrets_enc]
+        try:
+            secret = self.box.decrypt_json(secrets_enc).get("oauth.api.secret")
+        except ValueError:
+            log.error("an instance's secrets cannot be decrypted with the configured key")
+            secret = None
+        cache[secrets_enc] = str(secret) if secret else None
+        if len(cache) > CIPHERTEXT_CACHE:
+            cache.popitem(last=False)
+        return cache[secrets_enc]
+
     def _add(self, secrets: _Secrets, rows: Iterable[tuple[str | None, str]]) -> None:
         for app_key, secrets_enc in rows:
-            try:
-                secret = self.box.decrypt_json(secrets_enc).get("oauth.api.secret")
-            except ValueError:
-                log.error("an instance's secrets cannot be decrypted with the configured key")
-                continue
+            secret = self.secret_of(secrets_enc)
             if secret:
                 # "" stands for instances without an app key (apiKey instances).
-                secrets.apps.setdefault(str(secret), set()).add(app_key or "")
+                secrets.apps.setdefault(secret, set()).add(app_key or "")
 
 
 def _matching(secrets: _Secrets, verify: Callable[[str], bool]) -> list[str]:
-    found: set[str] = set()
-    for secret, app_keys in secrets.apps.items():
-        if verify(secret):
-            found |= app_keys
-    return sorted(found)
+    return sorted(secret for secret in secrets.apps if verify(secret))

@@ -16,13 +16,11 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     Table,
     bindparam,
     func,
     insert,
     literal,
-    or_,
     select,
     update,
 )
@@ -42,8 +40,8 @@ class Received:
     element_key: str
     body: dict[str, Any]
     accounts: Sequence[str]
-    # Only instances of the app keys whose secret signed the body are asked.
-    app_keys: Sequence[str]
+    # The app secrets that verified the body: only instances holding one of them are asked.
+    signers: frozenset[str]
     # The notification as one account's instances keep it (the provider's own filter).
     raw_for: Callable[[str], dict[str, Any]]
 
@@ -54,28 +52,42 @@ class Stored:
     idle: int  # of those, how many no pass holds now: the workers have something to claim
 
 
-def inbox_writer(sessions: async_sessionmaker[AsyncSession]) -> GroupCommit[Received, Stored]:
+SecretOf = Callable[[str], "str | None"]
+"""The app secret sealed in an instance's `secrets_enc` (services/webhook_secrets.py)."""
+
+
+def inbox_writer(
+    sessions: async_sessionmaker[AsyncSession], secret_of: SecretOf
+) -> GroupCommit[Received, Stored]:
     """Stores received notifications; `submit` answers whom they asked for a pass."""
-    return GroupCommit(sessions, store_received, name="inbox", max_group=500)
+
+    async def store(session: AsyncSession, group: Sequence[Received]) -> list[Stored]:
+        return await store_received(session, group, secret_of)
+
+    return GroupCommit(sessions, store, name="inbox", max_group=500)
 
 
-async def store_received(session: AsyncSession, group: Sequence[Received]) -> list[Stored]:
+async def store_received(
+    session: AsyncSession, group: Sequence[Received], secret_of: SecretOf
+) -> list[Stored]:
     """The inbox rows and pass requests of a group of notifications, in one transaction."""
     now = utcnow()
-    # The newest notification naming an account is the one its pass reports as raw;
-    # asking for a pass once per account and group is enough (requests coalesce).
-    newest: dict[str, int] = {}
+    # The newest notification naming an account (from the same signers) is the one its
+    # pass reports as raw; asking once per account, signers and group is enough
+    # (requests coalesce). Notifications signed by other apps ask other instances.
+    newest: dict[tuple[str, frozenset[str]], int] = {}
     for number, item in enumerate(group):
         for account in item.accounts:
-            newest[account] = number
-    asked: Counter[str] = Counter()
-    idle: Counter[str] = Counter()
+            newest[account, item.signers] = number
+    asked: Counter[tuple[str, frozenset[str]]] = Counter()
+    idle: Counter[tuple[str, frozenset[str]]] = Counter()
     for number, item in enumerate(group):
-        accounts = [a for a in item.accounts if newest[a] == number]
-        for account, is_idle in await request_webhook_passes(session, item, accounts, now):
-            asked[account] += 1
-            idle[account] += is_idle
-    counts = [sum(asked[a] for a in item.accounts) for item in group]
+        accounts = [a for a in item.accounts if newest[a, item.signers] == number]
+        passes = await request_webhook_passes(session, item, accounts, now, secret_of)
+        for account, is_idle in passes:
+            asked[account, item.signers] += 1
+            idle[account, item.signers] += is_idle
+    counts = [sum(asked[a, item.signers] for a in item.accounts) for item in group]
     await session.execute(
         insert(tables.InboxItem),
         [
@@ -89,17 +101,21 @@ async def store_received(session: AsyncSession, group: Sequence[Received]) -> li
         ],
     )
     return [
-        Stored(count, sum(idle[a] for a in item.accounts))
+        Stored(count, sum(idle[a, item.signers] for a in item.accounts))
         for item, count in zip(group, counts, strict=True)
     ]
 
 
 async def request_webhook_passes(
-    session: AsyncSession, item: Received, accounts: Sequence[str], now: datetime
+    session: AsyncSession,
+    item: Received,
+    accounts: Sequence[str],
+    now: datetime,
+    secret_of: SecretOf,
 ) -> list[tuple[str, bool]]:
-    """One more pass for the webhook instances of these accounts whose app key signed the
-    notification; per instance asked, its account and whether no pass holds it now (a
-    held one is claimed again when its pass ends, so nothing needs waking for it).
+    """One more pass for the webhook instances of these accounts whose own app secret
+    signed the notification; per instance asked, its account and whether no pass holds it
+    now (a held one is claimed again when its pass ends, so nothing needs waking for it).
 
     Each instance keeps the notification as its own account would have received it
     (`Received.raw_for`): a webhook names every account of the app that changed, and
@@ -109,19 +125,20 @@ async def request_webhook_passes(
     asked: list[tuple[str, bool]] = []
     for start in range(0, len(accounts), 500):
         chunk = list(accounts[start : start + 500])
-        of_webhook_instances = (
-            instance.element_key == item.element_key,
-            instance.account_id.in_(chunk),
-            _of_apps(item.app_keys),
-            instance.vendor_type == "webhooks",
-        )
-        found = (
-            await session.execute(
-                select(instance.id, instance.account_id, instance.lease_until).where(
-                    *of_webhook_instances
-                )
+        candidates = await session.execute(
+            select(instance.id, instance.account_id, instance.lease_until, instance.secrets_enc)
+            .where(
+                instance.element_key == item.element_key,
+                instance.account_id.in_(chunk),
+                instance.vendor_type == "webhooks",
             )
-        ).all()
+            .order_by(instance.id)  # rows locked in one order by every writer
+        )
+        found = [
+            (instance_id, account, until)
+            for instance_id, account, until, secrets_enc in candidates
+            if secret_of(secrets_enc) in item.signers
+        ]
         if not found:
             continue
         table = cast(Table, instance.__table__)
@@ -142,10 +159,3 @@ async def request_webhook_passes(
         )
         asked.extend((str(account), until is None or until < now) for _, account, until in found)
     return asked
-
-
-def _of_apps(app_keys: Sequence[str]) -> ColumnElement[bool]:
-    """Instances of these app keys; "" stands for instances without one (apiKey ones)."""
-    app_key = tables.Instance.app_key
-    named = app_key.in_([key for key in app_keys if key])
-    return or_(named, app_key.is_(None)) if "" in app_keys else named

@@ -65,19 +65,24 @@ async def apply_passes(session: AsyncSession, results: Sequence[PassResult]) -> 
     updates: list[dict[str, Any]] = []
     index_rows: list[dict[str, Any]] = []
     outbox: list[_Outgoing] = []
-    held = [
-        result
-        for result in results
-        if (row := rows.get(result.instance_id)) is not None
+    # A pass applies only while its own lease holds (one token per instance can, so at
+    # most one pass per instance in the group) and the cursor is the one it started from.
+    holds = [
+        (row := rows.get(result.instance_id)) is not None
         and row.lease_owner == result.token
         and row.cursor == result.started_from
+        for result in results
     ]
     indexes = await index_store.load_for_many(
-        session, {r.instance_id: r.fetched.entries for r in held if not r.fetched.reset}
+        session,
+        {
+            result.instance_id: result.fetched.entries
+            for result, held in zip(results, holds, strict=True)
+            if held and not result.fetched.reset
+        },
     )
-    held_ids = {result.instance_id for result in held}
-    for result in results:
-        if result.instance_id not in held_ids:
+    for result, held in zip(results, holds, strict=True):
+        if not held:
             applied.append(LOST)
             continue
         row = rows[result.instance_id]

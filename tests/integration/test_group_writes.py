@@ -1,0 +1,120 @@
+"""Group commit against a real database: notifications from different apps in one group
+each reach their own instances, and a pass whose lease was taken over is not applied even
+when it shares a group with the pass that holds the lease."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from relaybox.crypto import SecretBox
+from relaybox.services.webhook_secrets import WebhookSecrets
+from relaybox.store import tables
+from relaybox.store.db import create_engine, session_factory, transaction, upgrade
+from relaybox.store.inbox import Received, store_received
+from relaybox.store.pass_results import Fetched, PassResult, apply_passes
+
+ACCOUNT = "dbid:AAshared-by-two-apps-000000000000000"
+
+
+@dataclass
+class Db:
+    sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    org_id: int
+
+
+@pytest.fixture
+async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Db]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    sessions = session_factory(engine)
+    box = SecretBox(Fernet.generate_key().decode())
+    async with transaction(sessions) as session:
+        org = tables.Organization(name="org", secret_hash="o" * 64)
+        session.add(org)
+        await session.flush()
+        org_id = org.id
+    yield Db(sessions, box, org_id)
+    await engine.dispose()
+
+
+async def add_instance(db: Db, name: str, app_key: str, app_secret: str) -> int:
+    async with transaction(db.sessions) as session:
+        row = tables.Instance(
+            org_id=db.org_id,
+            name=name,
+            element_key="dropbox",
+            token_hash=name.ljust(64, "0"),
+            token_enc="t",
+            secrets_enc=db.box.encrypt_json({"oauth.api.secret": app_secret}),
+            app_key=app_key,
+            account_id=ACCOUNT,
+            events_enabled=True,
+            cursor="c1",
+        )
+        session.add(row)
+        await session.flush()
+        return int(row.id)
+
+
+async def requested(db: Db, instance_id: int) -> int:
+    async with transaction(db.sessions) as session:
+        return int(
+            await session.scalar(
+                select(tables.Instance.sync_requested).where(tables.Instance.id == instance_id)
+            )
+            or 0
+        )
+
+
+def received(secret: str) -> Received:
+    body = {"list_folder": {"accounts": [ACCOUNT]}}
+    return Received(
+        "dropbox", body, [ACCOUNT], frozenset({secret}), lambda account: {"account": account}
+    )
+
+
+async def test_one_account_two_apps_in_one_group(db: Db) -> None:
+    first = await add_instance(db, "app-one", "K1", "secret-one")
+    second = await add_instance(db, "app-two", "K2", "secret-two")
+    stranger = await add_instance(db, "same-key-other-secret", "K1", "not-the-signer")
+    secrets = WebhookSecrets(db.sessions, db.box)
+    async with transaction(db.sessions) as session:
+        stored = await store_received(
+            session, [received("secret-one"), received("secret-two")], secrets.secret_of
+        )
+    assert [s.asked for s in stored] == [1, 1]
+    assert await requested(db, first) == 1
+    assert await requested(db, second) == 1
+    # An instance whose own secret did not sign the body is not asked, whatever its app key.
+    assert await requested(db, stranger) == 0
+
+
+async def test_a_pass_whose_lease_was_taken_over_is_not_applied(db: Db) -> None:
+    instance_id = await add_instance(db, "leased", "K1", "secret-one")
+    async with transaction(db.sessions) as session:
+        row = await session.get(tables.Instance, instance_id)
+        assert row is not None
+        row.lease_owner = "holder"
+        row.sync_requested = 1
+
+    def result(token: str, cursor: str) -> PassResult:
+        fetched = Fetched(entries=[], cursor=cursor, reset=False, has_more=False)
+        return PassResult(instance_id, token, "c1", 1, None, fetched)
+
+    # The holder's pass first, then one whose lease was lost (it read further, to c2).
+    group = [result("holder", "c3"), result("lost", "c2")]
+    async with transaction(db.sessions) as session:
+        applied = await apply_passes(session, group)
+    assert [a.applied for a in applied] == [True, False]
+    async with transaction(db.sessions) as session:
+        row = await session.get(tables.Instance, instance_id)
+        assert row is not None
+        assert (row.cursor, row.lease_owner, row.sync_done) == ("c3", None, 1)
