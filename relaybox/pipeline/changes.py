@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from relaybox.connectors.dropbox.client import TokenSet
 from relaybox.core.backoff import backoff
@@ -43,6 +44,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 OUTAGE_BACKOFF_BASE = 2.0
 OUTAGE_BACKOFF_CAP = 600.0
 MAX_PASS_ENTRIES = 5000
+UNREADABLE_SECRETS = "the instance's secrets cannot be decrypted with the configured key"
 
 
 PassCommits = GroupCommit[PassResult, Applied]
@@ -151,8 +153,13 @@ class ChangePass:
             return
         requested, cursor = claimed.requested, claimed.cursor
         notification = claimed.notification
-        creds = self.instances.unseal(claimed.secrets_enc, claimed.configuration)
         expires_at = claimed.expires_at
+        try:
+            creds = self.instances.unseal(claimed.secrets_enc, claimed.configuration)
+        except ValueError:  # sealed under a key this process does not have
+            await self._release(not_before=None, failed=True, message=UNREADABLE_SECRETS)
+            PASSES.labels("failed").inc()
+            return
         try:
             token = await self._fresh_token(creds, expires_at)
             try:
@@ -177,7 +184,15 @@ class ChangePass:
             await self._release(not_before=None, failed=True, message=exc.message)
             PASSES.labels("failed").inc()
             return
-        await self._commit(fetched, requested, notification)
+        try:
+            await self._commit(fetched, requested, notification)
+        except SQLAlchemyError:
+            # Give the instance back (with back-off) rather than hold it for a whole lease;
+            # after a commit that did go through, the lease is gone and this changes nothing.
+            log.exception("instance %s: writing the pass failed", self.instance_id)
+            await self._release(not_before=None, failed=True, message="writing the pass failed")
+            PASSES.labels("failed").inc()
+            return
         PASSES.labels("reset" if fetched.reset else "ok").inc()
         PASS_SECONDS.observe(time.monotonic() - started)
 

@@ -66,15 +66,29 @@ class GroupCommit(Generic[T, R]):
         return await waiting.done
 
     async def close(self) -> None:
+        """Stop writing; whoever still waits hears that nothing was written for them."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        while not self._queue.empty():
+            _fail(self._queue.get_nowait(), RuntimeError(f"{self.name}: closed"))
 
     async def _run(self) -> None:
+        group: list[_Waiting[T, R]] = []
+        try:
+            await self._groups(group)
+        except asyncio.CancelledError:
+            for waiting in group:  # the transaction in flight was rolled back
+                _fail(waiting, RuntimeError(f"{self.name}: closed"))
+            raise
+
+    async def _groups(self, group: list[_Waiting[T, R]]) -> None:
+        """Commit group after group; `group` holds the one in flight."""
         bursting = False
         while True:
-            group = [await self._queue.get()]
+            group.clear()
+            group.append(await self._queue.get())
             if self.linger and (bursting or not self._queue.empty()):
                 # A burst is under way: let `linger` seconds more of it share this
                 # transaction (on a quiet machine commits are quick and groups stay small,

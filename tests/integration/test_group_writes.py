@@ -4,7 +4,8 @@ when it shares a group with the pass that holds the lease."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from relaybox.crypto import SecretBox
 from relaybox.services.webhook_secrets import WebhookSecrets
 from relaybox.store import tables
 from relaybox.store.db import create_engine, session_factory, transaction, upgrade
+from relaybox.store.groups import GroupCommit
 from relaybox.store.inbox import Received, store_received
 from relaybox.store.pass_results import Fetched, PassResult, apply_passes
 
@@ -118,3 +120,24 @@ async def test_a_pass_whose_lease_was_taken_over_is_not_applied(db: Db) -> None:
         row = await session.get(tables.Instance, instance_id)
         assert row is not None
         assert (row.cursor, row.lease_owner, row.sync_done) == ("c3", None, 1)
+
+
+async def test_closing_tells_every_waiter(db: Db) -> None:
+    """A group in flight when the writer closes is rolled back; its submitters and those
+    still queued hear of it instead of waiting forever."""
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def stuck(session: AsyncSession, items: Sequence[int]) -> list[int]:
+        started.set()
+        await never.wait()
+        return list(items)
+
+    writer: GroupCommit[int, int] = GroupCommit(db.sessions, stuck, name="test")
+    in_flight = asyncio.create_task(writer.submit(1))
+    await started.wait()
+    queued = asyncio.create_task(writer.submit(2))
+    await asyncio.sleep(0)
+    await writer.close()
+    for task in (in_flight, queued):
+        with pytest.raises(RuntimeError, match="closed"):
+            await task
