@@ -553,7 +553,7 @@ async def profiled(pid: int | None, out: Path) -> AsyncIterator[None]:
         return
     pyspy = str(Path(sys.executable).with_name("py-spy"))
     command = [pyspy, "record", "-p", str(pid), "-o", str(out), "--format", "raw"]
-    command += ["--rate", "100", "--nonblocking"]
+    command += ["--rate", "100"] + (["--native"] if os.environ.get("BENCH_NATIVE") else ["--nonblocking"])
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -943,10 +943,15 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
             async with deployment(target, options, accounts=1, sandbox_webhooks=False) as deployed:
                 body = webhook_body(deployed.accounts)
                 before = await inbox_rows(deployed)
+                profile, pid = profile_target(options, "ingest", deployed)
                 window = deployed.window()
                 await window.start()
-                result = await run_wrk(f"{deployed.relay_url}{RELAYBOX_HOOK}", body, options, tmp)
+                async with profiled(pid, profile):
+                    result = await run_wrk(
+                        f"{deployed.relay_url}{RELAYBOX_HOOK}", body, options, tmp
+                    )
                 cpu = await window.stop()
+                show_profile(pid, profile, target)
                 await asyncio.sleep(1)
                 try:
                     rows = await inbox_rows(deployed) - before
@@ -1169,7 +1174,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile", action="store_true", help="py-spy relaybox (in throughput, see below)"
     )
     parser.add_argument(
-        "--profile-in", default="throughput", help="scenarios to profile: throughput,fanout"
+        "--profile-in", default="throughput", help="scenarios to profile: throughput,fanout,ingest"
     )
     parser.add_argument("--accounts", type=int, help="accounts for throughput and latency")
     parser.add_argument("--uploads", type=int, help="throughput: uploads")

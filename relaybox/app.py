@@ -11,11 +11,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaybox import __version__
 from relaybox.api import console, deliveries, elements, errors, events, instances, receiver
-from relaybox.api.limits import BodyLimit
+from relaybox.api.limits import MAX_BODY, BodyLimit
 from relaybox.config import Settings
 from relaybox.metrics import PENDING
 from relaybox.pipeline.runner import Workers
@@ -26,7 +26,19 @@ from relaybox.store.tables import Notification
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1024 * 1024
+
+class Relaybox(FastAPI):
+    """The FastAPI app, with provider webhooks (`POST /elements/api-v2/events/{key}`)
+    answered before its middleware and routing: api/receiver.py says why."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        element_key = receiver.element_key_of(scope)
+        if element_key is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        runtime: Runtime = self.state.runtime
+        await receiver.receive_webhook(runtime, element_key, scope, receive, send)
 
 
 def create_app(
@@ -36,7 +48,7 @@ def create_app(
     mounts: dict[str, ASGIApp] | None = None,
     on_ready: Any = None,
     on_stop: Any = None,
-) -> FastAPI:
+) -> Relaybox:
     """The relaybox server. `mounts` adds sub-apps (the sandbox under `--sandbox`)."""
 
     @asynccontextmanager
@@ -60,7 +72,7 @@ def create_app(
                 await pool.stop()
             await runtime.close()
 
-    app = FastAPI(
+    app = Relaybox(
         title="relaybox",
         version=__version__,
         description="Self-hosted connector events, compatible with the Open Connectors API.",

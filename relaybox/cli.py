@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import signal
@@ -36,6 +37,14 @@ def _logging() -> None:
     logs.configure()
 
 
+def settle_heap() -> None:
+    """Once started: what start-up allocated (modules, table metadata, routes) lives as long
+    as the process, so it is frozen out of the cyclic garbage collector, which otherwise
+    walks all of it on every full collection (13 % of the receiver's CPU under load)."""
+    gc.collect()
+    gc.freeze()
+
+
 @app.command()
 def serve(
     host: Host = "127.0.0.1",
@@ -52,8 +61,13 @@ def serve(
         settings, mounts, on_ready, on_stop = _with_sandbox(settings)
     from relaybox.app import create_app
 
+    async def ready(server: Any) -> None:
+        if on_ready is not None:
+            await on_ready(server)
+        settle_heap()
+
     server_app = create_app(
-        settings, workers=workers, mounts=mounts, on_ready=on_ready, on_stop=on_stop
+        settings, workers=workers, mounts=mounts, on_ready=ready, on_stop=on_stop
     )
     uvicorn.run(server_app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
 
@@ -151,6 +165,7 @@ async def _run_worker(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
     pool = Workers(runtime)
     pool.start()
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,6 +22,9 @@ class RedactQuerySecrets(logging.Filter):
 
 
 def configure() -> None:
+    # Our formats name no process or thread: skip looking them up for every record (a
+    # system call per access-log line).
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -23,11 +24,19 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def error_content(message: str) -> dict[str, str]:
+    return {"requestId": uuid.uuid4().hex, "message": message}
+
+
+def error_body(message: str) -> bytes:
+    """An error answer's body, for handlers that write ASGI messages themselves."""
+    return json.dumps(error_content(message)).encode()
+
+
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body = {"requestId": uuid.uuid4().hex, "message": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_content(message), status_code=status, headers=headers)
 
 
 def input_message(exc: InvalidInput) -> str:

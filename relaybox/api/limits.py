@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relaybox.api.errors import error_body
+
+MAX_BODY = 1024 * 1024
+"""The largest request body relaybox reads (the sandbox, mounted under --sandbox, has its own)."""
 
 
 class BodyLimit:
@@ -46,9 +49,7 @@ class BodyLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"requestId": "", "message": f"body: larger than {self.max_bytes} bytes"}
-        ).encode()
+        body = error_body(f"body: larger than {self.max_bytes} bytes")
         await send(
             {
                 "type": "http.response.start",

@@ -8,6 +8,7 @@ guarded by the lease, so a crash anywhere repeats the pass instead of losing or 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ from relaybox.services.instances import Credentials, InstanceService
 from relaybox.store import leases, tables
 from relaybox.store.db import transaction
 from relaybox.store.groups import GroupCommit
-from relaybox.store.pass_results import Applied, Fetched, PassResult, apply_passes
+from relaybox.store.pass_results import (
+    QUIET_PASS_PAUSE,
+    Applied,
+    Fetched,
+    PassResult,
+    apply_passes,
+)
 from relaybox.store.passes import fetchable
 
 log = logging.getLogger(__name__)
@@ -249,6 +256,9 @@ class ChangePass:
             self.runtime.wakeups.delivery.set()
         if fetched.has_more:
             self.runtime.wakeups.changes.set()
+        if applied.paused:  # a request made during the pause is claimed when it ends
+            wake = self.runtime.wakeups.changes
+            asyncio.get_running_loop().call_later(QUIET_PASS_PAUSE.total_seconds(), wake.set)
 
     async def _fresh_token(self, creds: Credentials, expires_at: datetime | None) -> str:
         if creds.config.auth_type == "apiKey":

@@ -20,7 +20,6 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -49,7 +48,7 @@ class Received:
 @dataclass(frozen=True)
 class Stored:
     asked: int  # instances asked for a pass
-    idle: int  # of those, how many no pass holds now: the workers have something to claim
+    idle: int  # of those, how many a worker can claim now (no pass holds it, no pause)
 
 
 SecretOf = Callable[[str], "str | None"]
@@ -88,8 +87,9 @@ async def store_received(
             asked[account, item.signers] += 1
             idle[account, item.signers] += is_idle
     counts = [sum(asked[a, item.signers] for a in item.accounts) for item in group]
-    await session.execute(
-        insert(tables.InboxItem),
+    connection = await session.connection()
+    await connection.execute(
+        _STORE,
         [
             {
                 "element_key": item.element_key,
@@ -114,48 +114,76 @@ async def request_webhook_passes(
     secret_of: SecretOf,
 ) -> list[tuple[str, bool]]:
     """One more pass for the webhook instances of these accounts whose own app secret
-    signed the notification; per instance asked, its account and whether no pass holds it
-    now (a held one is claimed again when its pass ends, so nothing needs waking for it).
+    signed the notification; per instance asked, its account and whether a worker can
+    claim it now (one that a pass holds is claimed again when its pass ends, one in a
+    pause when the pause ends: nothing needs waking for those).
 
     Each instance keeps the notification as its own account would have received it
     (`Received.raw_for`): a webhook names every account of the app that changed, and
     neither another tenant's account ids nor a copy of the whole list belong with it.
     """
-    instance = tables.Instance
+    connection = await session.connection()
     asked: list[tuple[str, bool]] = []
     for start in range(0, len(accounts), 500):
         chunk = list(accounts[start : start + 500])
-        candidates = await session.execute(
-            select(instance.id, instance.account_id, instance.lease_until, instance.secrets_enc)
-            .where(
-                instance.element_key == item.element_key,
-                instance.account_id.in_(chunk),
-                instance.vendor_type == "webhooks",
-            )
-            .order_by(instance.id)  # rows locked in one order by every writer
+        candidates = await connection.execute(
+            _CANDIDATES, {"element_key": item.element_key, "accounts": chunk}
         )
         found = [
-            (instance_id, account, until)
-            for instance_id, account, until, secrets_enc in candidates
+            (instance_id, account, until, not_before)
+            for instance_id, account, until, not_before, secrets_enc in candidates
             if secret_of(secrets_enc) in item.signers
         ]
         if not found:
             continue
-        table = cast(Table, instance.__table__)
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.vendor_type == "webhooks")
-            .values(
-                sync_requested=table.c.sync_requested + 1,
-                sync_notification=bindparam("b_notification", type_=JSON),
-                pass_queued_at=func.coalesce(
-                    table.c.pass_queued_at, literal(now, tables.UTCDateTime())
-                ),
-            ),
+        await connection.execute(
+            _ASK,
             [
-                {"b_id": instance_id, "b_notification": item.raw_for(str(account))}
-                for instance_id, account, _ in found
+                {
+                    "b_id": instance_id,
+                    "b_notification": item.raw_for(str(account)),
+                    "b_now": now,
+                }
+                for instance_id, account, _, _ in found
             ],
         )
-        asked.extend((str(account), until is None or until < now) for _, account, until in found)
+        asked.extend(
+            (str(account), _claimable(until, not_before, now))
+            for _, account, until, not_before in found
+        )
     return asked
+
+
+# Core statements, built once: this runs for every webhook group.
+_INSTANCES = cast(Table, tables.Instance.__table__)
+_CANDIDATES = (
+    select(
+        _INSTANCES.c.id,
+        _INSTANCES.c.account_id,
+        _INSTANCES.c.lease_until,
+        _INSTANCES.c.sync_not_before,
+        _INSTANCES.c.secrets_enc,
+    )
+    .where(
+        _INSTANCES.c.element_key == bindparam("element_key"),
+        _INSTANCES.c.account_id.in_(bindparam("accounts", expanding=True)),
+        _INSTANCES.c.vendor_type == "webhooks",
+    )
+    .order_by(_INSTANCES.c.id)  # rows locked in one order by every writer
+)
+_ASK = (
+    update(_INSTANCES)
+    .where(_INSTANCES.c.id == bindparam("b_id"), _INSTANCES.c.vendor_type == "webhooks")
+    .values(
+        sync_requested=_INSTANCES.c.sync_requested + 1,
+        sync_notification=bindparam("b_notification", type_=JSON),
+        pass_queued_at=func.coalesce(
+            _INSTANCES.c.pass_queued_at, bindparam("b_now", type_=tables.UTCDateTime())
+        ),
+    )
+)
+_STORE = insert(cast(Table, tables.InboxItem.__table__))
+
+
+def _claimable(lease_until: datetime | None, not_before: datetime | None, now: datetime) -> bool:
+    return (lease_until is None or lease_until < now) and (not_before is None or not_before <= now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, update
@@ -26,6 +26,11 @@ from relaybox.store import tables
 
 WEBHOOK_BATCH = 20
 POLLING_BATCH = 10
+QUIET_PASS_PAUSE = timedelta(milliseconds=100)
+"""After a pass that found nothing, the instance's next pass waits this long. A storm of
+webhooks (duplicates, or ones that a pass already served) then costs the provider at most
+ten calls a second per account instead of one per webhook; a change made meanwhile waits
+at most this long."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Applied:
     applied: bool  # False: the lease was lost; nothing was written
     events: list[StandardEvent]
     notifications: int
+    paused: bool = False  # found nothing: the next pass waits QUIET_PASS_PAUSE
 
 
 LOST = Applied(False, [], 0)
@@ -92,8 +98,10 @@ async def apply_passes(session: AsyncSession, results: Sequence[PassResult]) -> 
         wanted = not indexing and row.events_enabled
         if wanted and changes.events and row.configuration.get("event.notification.callback.url"):
             outbox.extend(_outgoing(row, result, changes.events, now))
-        applied.append(Applied(True, changes.events, 0))
-        updates.append(_finish(row, result, now))
+        finished = _finish(row, result, now)
+        paused = finished["sync_not_before"] is not None
+        applied.append(Applied(True, changes.events, 0, paused))
+        updates.append(finished)
     await index_store.insert_rows(session, index_rows)
     counts = await _write_outbox(session, outbox)
     if updates:
@@ -107,7 +115,7 @@ async def apply_passes(session: AsyncSession, results: Sequence[PassResult]) -> 
             [{f"b_{key}": value for key, value in row.items()} for row in updates],
         )
     return [
-        Applied(a.applied, a.events, counts.get(r.instance_id, 0)) if a.applied else a
+        Applied(a.applied, a.events, counts.get(r.instance_id, 0), a.paused) if a.applied else a
         for a, r in zip(applied, results, strict=True)
     ]
 
@@ -173,6 +181,7 @@ def _finish(row: Any, result: PassResult, now: datetime) -> dict[str, Any]:
         sync_requested += 1
     sync_done = row.sync_done if has_more else result.requested
     pending = sync_requested > sync_done or (indexing and has_more)
+    found_nothing = not (result.fetched.entries or result.fetched.reset or has_more or indexing)
     return {
         "id": result.instance_id,
         "cursor": result.fetched.cursor,
@@ -183,7 +192,7 @@ def _finish(row: Any, result: PassResult, now: datetime) -> dict[str, Any]:
         "pass_queued_at": (row.pass_queued_at or now) if pending else None,
         "lease_owner": None,
         "lease_until": None,
-        "sync_not_before": None,
+        "sync_not_before": now + QUIET_PASS_PAUSE if found_nothing else None,
         "sync_failures": 0,
         "status_message": None if row.valid else row.status_message,
         "last_poll_at": now if row.vendor_type == "polling" else row.last_poll_at,
