@@ -546,14 +546,16 @@ async def wait_verified(control: SandboxControl, timeout: float = 60) -> None:
 
 
 @contextlib.asynccontextmanager
-async def profiled(pid: int | None, out: Path) -> AsyncIterator[None]:
+async def profiled(pid: int | None, out: Path, native: bool = False) -> AsyncIterator[None]:
     """py-spy sampling `pid` (100 Hz, non-blocking, raw collapsed stacks) inside the block."""
     if pid is None:
         yield
         return
     pyspy = str(Path(sys.executable).with_name("py-spy"))
     command = [pyspy, "record", "-p", str(pid), "-o", str(out), "--format", "raw"]
-    command += ["--rate", "100"] + (["--native"] if os.environ.get("BENCH_NATIVE") else ["--nonblocking"])
+    # --native sees C code (SQLite, the event loop, system calls) but pauses the process
+    # for each sample, which slows it; without it py-spy samples without pausing.
+    command += ["--rate", "100", "--native" if native else "--nonblocking"]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -661,7 +663,7 @@ async def throughput(target: str, options: argparse.Namespace, report: Report) -
         accounts = [a.account_id for a in deployed.accounts]
         items = [(accounts[n % len(accounts)], f"/t{n}.txt") for n in range(count)]
         profile, pid = profile_target(options, "throughput", deployed)
-        async with profiled(pid, profile):
+        async with profiled(pid, profile, options.profile_native):
             window = deployed.window()
             await window.start()
             started = time.monotonic()
@@ -793,7 +795,7 @@ async def fanout(target: str, options: argparse.Namespace, report: Report) -> No
             await deployed.upload_all(items, options.concurrency)
             await asyncio.sleep(0.5)
             profile, pid = profile_target(options, "fanout", deployed)
-            async with profiled(pid, profile):
+            async with profiled(pid, profile, options.profile_native):
                 window = deployed.window()
                 await window.start()
                 status, sent, acked = await deployed.send_webhook(deployed.accounts)
@@ -946,7 +948,7 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
                 profile, pid = profile_target(options, "ingest", deployed)
                 window = deployed.window()
                 await window.start()
-                async with profiled(pid, profile):
+                async with profiled(pid, profile, options.profile_native):
                     result = await run_wrk(
                         f"{deployed.relay_url}{RELAYBOX_HOOK}", body, options, tmp
                     )
@@ -1172,6 +1174,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="server for fresh databases")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy relaybox (in throughput, see below)"
+    )
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="py-spy --native: C frames too, but it pauses relaybox per sample (slower)",
     )
     parser.add_argument(
         "--profile-in", default="throughput", help="scenarios to profile: throughput,fanout,ingest"
