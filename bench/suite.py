@@ -583,6 +583,9 @@ def _frame(frame: str) -> str:
     return frame.replace(f"({Path.cwd()}/", "(")
 
 
+WAITING = re.compile(r"SimpleQueue_get|epoll_pwait \(libc[^;]*$")
+
+
 def summarize_profile(path: Path, top: int = 15) -> list[str]:
     """The `top` functions by own time (samples where the function is the innermost frame),
     then relaybox's own functions by inclusive time, from py-spy's raw (collapsed) output.
@@ -599,6 +602,8 @@ def summarize_profile(path: Path, top: int = 15) -> list[str]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
+        if WAITING.search(stack):
+            continue  # --native counts threads blocked in these as running
         frames = [_frame(f) for f in stack.split(";")]
         own[frames[-1]] += count
         for frame in set(frames):
