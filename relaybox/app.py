@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from relaybox import __version__
 from relaybox.api import console, deliveries, elements, errors, events, instances, receiver
 from relaybox.api.limits import MAX_BODY, BodyLimit
+from relaybox.api.throttle import FailureLimiter
 from relaybox.config import Settings
 from relaybox.metrics import PENDING
 from relaybox.pipeline.runner import Workers
@@ -38,7 +39,8 @@ class Relaybox(FastAPI):
             return
         scope["app"] = self
         runtime: Runtime = self.state.runtime
-        await receiver.receive_webhook(runtime, element_key, scope, receive, send)
+        failures: FailureLimiter = self.state.webhook_failures
+        await receiver.receive_webhook(runtime, failures, element_key, scope, receive, send)
 
 
 def create_app(
@@ -78,6 +80,8 @@ def create_app(
         description="Self-hosted connector events, compatible with the Open Connectors API.",
         lifespan=lifespan,
     )
+    # Webhooks whose signature matches no app secret, per client address (api/receiver.py).
+    app.state.webhook_failures = FailureLimiter()
     errors.install(app)
     # The receiver first: it takes every provider webhook, so it is matched first.
     # events before instances: `/instances/events` must not be read as an instance id.

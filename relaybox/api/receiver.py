@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from relaybox.api.errors import ApiError, error_body, input_message
 from relaybox.api.limits import MAX_BODY
+from relaybox.api.throttle import FailureLimiter
 from relaybox.connectors.base import WebhookVerifier
 from relaybox.connectors.dropbox import DropboxWebhooks
 from relaybox.core.errors import InvalidInput
@@ -33,7 +34,7 @@ PREFIX = f"{router.prefix}/"
 
 VERIFIERS: dict[str, WebhookVerifier] = {"dropbox": DropboxWebhooks()}
 MAX_CHALLENGE = 1024
-MAX_SIGNATURE = 256
+TOO_MANY_FAILURES = "too many webhooks with a bad signature from this address; try again later"
 
 
 def verifier_for(element_key: str) -> WebhookVerifier:
@@ -56,23 +57,43 @@ async def challenge(
     )
 
 
-async def accept(runtime: Runtime, element_key: str, body: bytes, signature: str) -> None:
+async def accept(
+    runtime: Runtime,
+    failures: FailureLimiter,
+    address: str,
+    element_key: str,
+    body: bytes,
+    signature: str,
+) -> None:
     """A provider notification: verified, then stored with the passes it asks for before
-    this returns (the caller answers 200 only then). Raises ApiError or InvalidInput."""
+    this returns (the caller answers 200 only then). Raises ApiError or InvalidInput.
+
+    The signature is checked before the body is parsed, against the element's app secrets
+    (one HMAC over the body each; in a thread when that adds up). Only a body none of them
+    signed is parsed, to look among the secrets of the instances it names (bounded, and
+    not for an address with too many recent failures): 403s are counted per address, and
+    a genuinely signed webhook is accepted whatever its address's count.
+    """
     verifier = verifier_for(element_key)
-    notification = None
     signers: list[str] = []
-    if signature and len(signature) <= MAX_SIGNATURE:
+    notification = None
+    if verifier.well_formed(signature):
 
         def verify(app_secret: str) -> bool:
             return verifier.verify(app_secret, body, signature)
 
-        signers = await runtime.webhook_secrets.signers(element_key, verify)
+        secrets = runtime.webhook_secrets
+        signers = await secrets.signers(element_key, verify, len(body))
+        wait = None if signers else failures.retry_after(address)
+        if wait is not None:
+            WEBHOOKS.labels(element_key, "throttled").inc()
+            raise ApiError(429, TOO_MANY_FAILURES, {"Retry-After": str(wait)})
         notification = _parse(body)
         if not signers:
             named = _named_accounts(verifier, notification)
-            signers = await runtime.webhook_secrets.signers_among(element_key, named, verify)
+            signers = await secrets.signers_among(element_key, named, verify, len(body))
     if not signers:
+        failures.failed(address)
         WEBHOOKS.labels(element_key, "forbidden").inc()
         raise ApiError(403, f"{verifier.signature_header}: signature does not match")
     if notification is None:
@@ -111,7 +132,12 @@ def element_key_of(scope: Scope) -> str | None:
 
 
 async def receive_webhook(
-    runtime: Runtime, element_key: str, scope: Scope, receive: Receive, send: Send
+    runtime: Runtime,
+    failures: FailureLimiter,
+    element_key: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
 ) -> None:
     """POST: the webhook receiver as a bare ASGI handler.
 
@@ -129,7 +155,9 @@ async def receive_webhook(
         signature = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k == signature_header), ""
         )
-        await accept(runtime, element_key, body, signature)
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        await accept(runtime, failures, address, element_key, body, signature)
     except ApiError as error:
         status, headers, content = error.status, error.headers or {}, error_body(error.message)
     except InvalidInput as error:

@@ -11,6 +11,10 @@ class WebhookVerifier(Protocol):
     element_key: str
     signature_header: str
 
+    def well_formed(self, signature: str) -> bool:
+        """Whether `signature` has the provider's shape: checked before any HMAC is run."""
+        ...
+
     def verify(self, app_secret: str, body: bytes, signature: str) -> bool: ...
 
     def accounts(self, body: Any) -> list[str]: ...

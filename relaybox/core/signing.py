@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 
 from relaybox.core.errors import InvalidInput
 
@@ -33,6 +34,7 @@ __all__ = [
     "standard_webhook_headers",
     "standard_webhook_secret",
     "verify_dropbox_signature",
+    "well_formed_dropbox_signature",
 ]
 
 WHSEC_PREFIX = "whsec_"
@@ -46,6 +48,14 @@ def _hmac_sha256(key: bytes, message: bytes) -> bytes:
 def dropbox_signature(app_secret: str, body: bytes) -> str:
     """The ``X-Dropbox-Signature`` Dropbox sends for `body`: lowercase hex HMAC-SHA256."""
     return hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+_HEX_SHA256 = re.compile(r"\s*[0-9a-fA-F]{64}\s*")
+
+
+def well_formed_dropbox_signature(signature: str) -> bool:
+    """Whether `signature` looks like one (64 hex digits, whitespace around tolerated)."""
+    return _HEX_SHA256.fullmatch(signature) is not None
 
 
 def verify_dropbox_signature(app_secret: str, body: bytes, signature: str) -> bool:

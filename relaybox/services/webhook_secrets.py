@@ -13,6 +13,7 @@ get one more pass, fetched with their own tokens.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 TTL_SECONDS = 30.0
 CIPHERTEXT_CACHE = 10_000
 MIN_RELOAD_SECONDS = 1.0
+# Checking a body against several secrets costs one HMAC over the body each: past this
+# many bytes in all, it runs in a thread (hashlib releases the GIL), not on the event loop.
+INLINE_HMAC_BYTES = 256 * 1024
+# The slow path (a body none of the cached secrets signed) tries at most this many more.
+MAX_FALLBACK_SECRETS = 8
+
+Verify = Callable[[str], bool]
 
 
 @dataclass
@@ -56,23 +64,28 @@ class WebhookSecrets:
         self._by_element: dict[str, _Secrets] = {}
         self._by_ciphertext: OrderedDict[str, str | None] = OrderedDict()
 
-    async def signers(self, element_key: str, verify: Callable[[str], bool]) -> list[str]:
-        """The app secrets `verify` accepts; [] when none of the element's does."""
+    async def signers(self, element_key: str, verify: Verify, size: int) -> list[str]:
+        """The app secrets `verify` accepts (`size`: the bytes it hashes per secret); []
+        when none of the element's does."""
         cached = self._by_element.get(element_key)
         now = self.clock()
         if cached is None or now - cached.loaded_at > self.ttl:
             cached = await self._load(element_key)
-        found = _matching(cached, verify)
+        found = await _matching(list(cached.apps), verify, size)
         if not found and now - cached.loaded_at > MIN_RELOAD_SECONDS:
-            found = _matching(await self._load(element_key), verify)
+            reloaded = await self._load(element_key)
+            untried = [secret for secret in reloaded.apps if secret not in cached.apps]
+            found = await _matching(untried, verify, size)
         return found
 
     async def signers_among(
-        self, element_key: str, accounts: Sequence[str], verify: Callable[[str], bool]
+        self, element_key: str, accounts: Sequence[str], verify: Verify, size: int
     ) -> list[str]:
         """The app secrets, among the named accounts' instances, that `verify` accepts.
 
-        The slow path for an app key whose instances do not all share one secret.
+        The slow path for an app key whose instances do not all share one secret. It
+        tries at most MAX_FALLBACK_SECRETS secrets that `signers` did not already try:
+        the accounts a body names are not verified yet, so they bound nothing.
         """
         instance = tables.Instance
         rows: list[tuple[str | None, str]] = []
@@ -85,7 +98,9 @@ class WebhookSecrets:
                 rows.extend((app_key, enc) for app_key, enc in (await session.execute(query)))
         secrets = _Secrets(self.clock())
         self._add(secrets, rows)
-        return _matching(secrets, verify)
+        tried = self._by_element.get(element_key, _Secrets(0.0)).apps
+        untried = sorted(secret for secret in secrets.apps if secret not in tried)
+        return await _matching(untried[:MAX_FALLBACK_SECRETS], verify, size)
 
     async def _load(self, element_key: str) -> _Secrets:
         instance = tables.Instance
@@ -131,5 +146,12 @@ class WebhookSecrets:
                 secrets.apps.setdefault(secret, set()).add(app_key or "")
 
 
-def _matching(secrets: _Secrets, verify: Callable[[str], bool]) -> list[str]:
-    return sorted(secret for secret in secrets.apps if verify(secret))
+async def _matching(secrets: list[str], verify: Verify, size: int) -> list[str]:
+    """The secrets `verify` accepts, sorted; in a thread when that is a lot of hashing."""
+
+    def check() -> list[str]:
+        return sorted(secret for secret in secrets if verify(secret))
+
+    if size * len(secrets) > INLINE_HMAC_BYTES:
+        return await asyncio.to_thread(check)
+    return check()

@@ -5,6 +5,7 @@ when it shares a group with the pass that holds the lease."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relaybox.crypto import SecretBox
-from relaybox.services.webhook_secrets import WebhookSecrets
+from relaybox.services.webhook_secrets import (
+    INLINE_HMAC_BYTES,
+    MAX_FALLBACK_SECRETS,
+    WebhookSecrets,
+)
 from relaybox.store import tables
 from relaybox.store.db import create_engine, session_factory, transaction, upgrade
 from relaybox.store.groups import GroupCommit
@@ -141,3 +146,48 @@ async def test_closing_tells_every_waiter(db: Db) -> None:
     for task in (in_flight, queued):
         with pytest.raises(RuntimeError, match="closed"):
             await task
+
+
+async def test_a_body_no_app_signed_costs_a_bounded_number_of_hmacs(db: Db) -> None:
+    """An unsigned (forged) webhook is checked against the element's cached app secrets
+    (one per app key) and, naming accounts, against at most MAX_FALLBACK_SECRETS more."""
+    for number in range(3):
+        await add_instance(db, f"app-{number}", f"K{number}", f"cached-{number}")
+    for number in range(MAX_FALLBACK_SECRETS + 5):  # one app key, stale secrets
+        await add_instance(db, f"stale-{number:02}", "K0", f"stale-{number:02}")
+    secrets = WebhookSecrets(db.sessions, db.box)
+    tried: list[str] = []
+
+    def forged(secret: str) -> bool:
+        tried.append(secret)
+        return False
+
+    assert await secrets.signers("dropbox", forged, 100) == []
+    assert sorted(tried) == ["cached-0", "cached-1", "cached-2"]
+    tried.clear()
+    assert await secrets.signers_among("dropbox", [ACCOUNT], forged, 100) == []
+    assert len(tried) == MAX_FALLBACK_SECRETS
+    assert not set(tried) & {"cached-0", "cached-1", "cached-2"}, "tried twice"
+
+    def signed_by_a_stale_one(secret: str) -> bool:
+        return secret == "stale-00"
+
+    assert await secrets.signers_among("dropbox", [ACCOUNT], signed_by_a_stale_one, 100) == [
+        "stale-00"
+    ]
+
+
+async def test_hashing_a_large_body_runs_off_the_event_loop(db: Db) -> None:
+    await add_instance(db, "app", "K1", "secret-one")
+    secrets = WebhookSecrets(db.sessions, db.box)
+    threads: list[threading.Thread] = []
+
+    def verify(secret: str) -> bool:
+        threads.append(threading.current_thread())
+        return secret == "secret-one"
+
+    assert await secrets.signers("dropbox", verify, 1000) == ["secret-one"]
+    assert threads == [threading.current_thread()]  # small: inline, no thread hop
+    threads.clear()
+    assert await secrets.signers("dropbox", verify, INLINE_HMAC_BYTES + 1) == ["secret-one"]
+    assert threads and threading.current_thread() not in threads

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from relaybox.api.throttle import FAILURE_LIMIT
 from relaybox.core.signing import dropbox_signature
 from relaybox.store import tables
 from relaybox.store.db import create_engine
@@ -133,3 +134,33 @@ async def test_signed_notification_for_an_unknown_account_is_accepted(tmp_path: 
             headers={"X-Dropbox-Signature": dropbox_signature(APP_SECRET, huge_int)},
         )
         assert odd.status_code == 400
+
+
+async def test_forged_webhooks_are_limited_per_address_but_genuine_ones_never(
+    tmp_path: Path,
+) -> None:
+    """Every 403 counts against the sender's address; past FAILURE_LIMIT a forged body is
+    answered 429 before it is parsed or looked up, while a correctly signed webhook from
+    the same address is still accepted (a proxy shared with forgers must not cut Dropbox
+    off)."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'forged.db'}"
+    async with running_stack(tmp_path, database) as stack:
+        account = await stack.new_account("forged@example.com")
+        await stack.connect(account)
+        url = f"{stack.api}/events/dropbox"
+        body = json.dumps({"list_folder": {"accounts": [account]}}).encode()
+        forged = {"X-Dropbox-Signature": dropbox_signature("not-the-app-secret", body)}
+        before = await stored_notifications(stack)
+
+        malformed = await stack.http.post(url, content=body, headers={"X-Dropbox-Signature": "x"})
+        assert malformed.status_code == 403
+        for _ in range(FAILURE_LIMIT - 1):
+            assert (await stack.http.post(url, content=body, headers=forged)).status_code == 403
+        limited = await stack.http.post(url, content=body, headers=forged)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+        assert "try again later" in limited.json()["message"]
+
+        genuine = {"X-Dropbox-Signature": dropbox_signature(APP_SECRET, body)}
+        assert (await stack.http.post(url, content=body, headers=genuine)).status_code == 200
+        assert await stored_notifications(stack) == before + 1
