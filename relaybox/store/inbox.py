@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from relaybox.core.clock import utcnow
 from relaybox.store import tables
@@ -118,6 +118,12 @@ async def request_webhook_passes(
     claim it now (one that a pass holds is claimed again when its pass ends, one in a
     pause when the pause ends: nothing needs waking for those).
 
+    An instance whose last request is still waiting for a pass (one that no pass holds
+    yet) is not written to: the pass it waits for starts after this webhook arrived, so
+    it fetches this change too. Besides saving a write, that keeps a storm of webhooks
+    from holding the instance's row locked all the time, where PostgreSQL's claims
+    (SKIP LOCKED) would pass over it again and again.
+
     Each instance keeps the notification as its own account would have received it
     (`Received.raw_for`): a webhook names every account of the app that changed, and
     neither another tenant's account ids nor a copy of the whole list belong with it.
@@ -129,29 +135,25 @@ async def request_webhook_passes(
         candidates = await connection.execute(
             _CANDIDATES, {"element_key": item.element_key, "accounts": chunk}
         )
-        found = [
-            (instance_id, account, until, not_before)
-            for instance_id, account, until, not_before, secrets_enc in candidates
-            if secret_of(secrets_enc) in item.signers
-        ]
-        if not found:
-            continue
-        await connection.execute(
-            _ASK,
+        found = [row for row in candidates if secret_of(row.secrets_enc) in item.signers]
+        await _ask(
+            connection,
             [
-                {
-                    "b_id": instance_id,
-                    "b_notification": item.raw_for(str(account)),
-                    "b_now": now,
-                }
-                for instance_id, account, _, _ in found
+                {"b_id": row.id, "b_notification": item.raw_for(str(row.account_id)), "b_now": now}
+                for row in found
+                if not _waiting(row, now)
             ],
         )
         asked.extend(
-            (str(account), _claimable(until, not_before, now))
-            for _, account, until, not_before in found
+            (str(row.account_id), _claimable(row.lease_until, row.sync_not_before, now))
+            for row in found
         )
     return asked
+
+
+async def _ask(connection: AsyncConnection, requests: list[dict[str, Any]]) -> None:
+    if requests:
+        await connection.execute(_ASK, requests)
 
 
 # Core statements, built once: this runs for every webhook group.
@@ -162,6 +164,8 @@ _CANDIDATES = (
         _INSTANCES.c.account_id,
         _INSTANCES.c.lease_until,
         _INSTANCES.c.sync_not_before,
+        _INSTANCES.c.sync_requested,
+        _INSTANCES.c.sync_done,
         _INSTANCES.c.secrets_enc,
     )
     .where(
@@ -185,5 +189,14 @@ _ASK = (
 _STORE = insert(cast(Table, tables.InboxItem.__table__))
 
 
+def _held(lease_until: datetime | None, now: datetime) -> bool:
+    return lease_until is not None and lease_until >= now
+
+
+def _waiting(row: Any, now: datetime) -> bool:
+    """Asked for a pass that has not started yet."""
+    return bool(row.sync_requested > row.sync_done) and not _held(row.lease_until, now)
+
+
 def _claimable(lease_until: datetime | None, not_before: datetime | None, now: datetime) -> bool:
-    return (lease_until is None or lease_until < now) and (not_before is None or not_before <= now)
+    return not _held(lease_until, now) and (not_before is None or not_before <= now)
