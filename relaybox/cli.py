@@ -8,8 +8,9 @@ import gc
 import hashlib
 import hmac
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -17,6 +18,11 @@ import uvicorn
 
 from relaybox.config import Settings
 from relaybox.crypto import load_or_create_key
+
+if TYPE_CHECKING:
+    from relaybox.runtime import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(help="relaybox: self-hosted connector events.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -69,7 +75,22 @@ def serve(
     server_app = create_app(
         settings, workers=workers, mounts=mounts, on_ready=ready, on_stop=on_stop
     )
-    uvicorn.run(server_app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
+    uvicorn.run(
+        server_app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=20,
+        **forwarding(settings),
+    )
+
+
+def forwarding(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: X-Forwarded-* are read only from RELAYBOX_FORWARDED_ALLOW_IPS
+    (uvicorn's own default believes them from loopback, so anyone could choose the address
+    the failed-authentication limiter counts; docs/configuration.md)."""
+    trusted = settings.forwarded_allow_ips.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
 def sandbox_app_secret(settings: Settings) -> str:
@@ -210,68 +231,101 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
+def _admin(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run an admin command's `work` with a runtime; a LookupError exits 1 with its message."""
+
+    async def run() -> T:
+        from relaybox.runtime import Runtime
+
+        runtime = await Runtime.start(Settings())
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(run())
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+UserId = Annotated[int, typer.Argument(help="User id (see list-users).")]
+OrgId = Annotated[int, typer.Argument(help="Organization id (see list-orgs).")]
+
+
 @admin_app.command("create-org")
 def create_org(
     name: Annotated[str, typer.Argument(help="Organization name.")],
     email: Annotated[str, typer.Option(help="Its first user's e-mail.")] = "admin@localhost",
 ) -> None:
     """Create an organization with a first user; prints their secrets once."""
+    from relaybox.services.orgs import create_org as create
 
-    async def run() -> None:
-        from relaybox.runtime import Runtime
-        from relaybox.services.orgs import create_org as create
-
-        runtime = await Runtime.start(Settings())
-        try:
-            created = await create(runtime, name, email)
-        finally:
-            await runtime.close()
-        typer.echo(f"organization {created.org_id}")
-        typer.echo(f"Authorization: User {created.user_secret}, Organization {created.org_secret}")
-
-    asyncio.run(run())
+    created = _admin(lambda runtime: create(runtime, name, email))
+    typer.echo(f"organization {created.org_id}")
+    typer.echo(f"Authorization: User {created.user_secret}, Organization {created.org_secret}")
 
 
 @admin_app.command("create-user")
 def create_user(
-    org_id: Annotated[int, typer.Argument(help="Organization id.")],
+    org_id: OrgId,
     email: Annotated[str, typer.Argument(help="The user's e-mail.")],
 ) -> None:
     """Add a user to an organization; prints the user secret once."""
+    from relaybox.services.orgs import create_user as create
 
-    async def run() -> None:
-        from relaybox.runtime import Runtime
-        from relaybox.services.orgs import create_user as create
-
-        runtime = await Runtime.start(Settings())
-        try:
-            created = await create(runtime, org_id, email)
-        except LookupError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from None
-        finally:
-            await runtime.close()
-        typer.echo(f"User {created.user_secret}")
-
-    asyncio.run(run())
+    created = _admin(lambda runtime: create(runtime, org_id, email))
+    typer.echo(f"User {created.user_secret}")
 
 
 @admin_app.command("list-orgs")
 def list_orgs() -> None:
     """List organizations: id, name, number of users and instances (never secrets)."""
+    from relaybox.services.orgs import list_orgs as listing
 
-    async def run() -> None:
-        from relaybox.runtime import Runtime
-        from relaybox.services.orgs import list_orgs as listing
+    for org in _admin(listing):
+        typer.echo(f"{org.id}\t{org.name}\tusers={org.users}\tinstances={org.instances}")
 
-        runtime = await Runtime.start(Settings())
-        try:
-            for org in await listing(runtime):
-                typer.echo(f"{org.id}\t{org.name}\tusers={org.users}\tinstances={org.instances}")
-        finally:
-            await runtime.close()
 
-    asyncio.run(run())
+@admin_app.command("list-users")
+def list_users(org_id: OrgId) -> None:
+    """List an organization's users: id, e-mail, creation time (never secrets)."""
+    from relaybox.core.clock import iso
+    from relaybox.services.orgs import list_users as listing
+
+    for user in _admin(lambda runtime: listing(runtime, org_id)):
+        typer.echo(f"{user.id}\t{user.email}\t{iso(user.created_at)}")
+
+
+@admin_app.command("revoke-user")
+def revoke_user(user_id: UserId) -> None:
+    """Delete a user: their secret and their console sessions stop working at once."""
+    from relaybox.services.credentials import revoke_user as revoke
+
+    ended = _admin(lambda runtime: revoke(runtime, user_id))
+    typer.echo(f"user {user_id} revoked; {ended} console sessions ended")
+
+
+@admin_app.command("rotate-user-secret")
+def rotate_user_secret(user_id: UserId) -> None:
+    """Give a user a new secret, printed once; the old one and its console sessions stop working."""
+    from relaybox.services.credentials import rotate_user_secret as rotate
+
+    rotated = _admin(lambda runtime: rotate(runtime, user_id))
+    typer.echo(f"User {rotated.secret}")
+    typer.echo(f"the old secret no longer works; {rotated.sessions_ended} console sessions ended")
+
+
+@admin_app.command("rotate-org-secret")
+def rotate_org_secret(org_id: OrgId) -> None:
+    """Give an organization a new secret, printed once; the old one stops working at once, and
+    every console session of its users ends."""
+    from relaybox.services.credentials import rotate_org_secret as rotate
+
+    rotated = _admin(lambda runtime: rotate(runtime, org_id))
+    typer.echo(f"Organization {rotated.secret}")
+    typer.echo(f"the old secret no longer works; {rotated.sessions_ended} console sessions ended")
 
 
 @admin_app.command("generate-key")

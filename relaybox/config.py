@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -21,6 +22,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # Proxies whose X-Forwarded-For / -Proto `relaybox serve` believes: comma-separated
+    # addresses or networks, or "*". Empty (the default): none, the TCP peer is the client.
+    forwarded_allow_ips: str = ""
 
     bootstrap_user_secret: str | None = None
     bootstrap_org_secret: str | None = None
@@ -61,6 +65,14 @@ class Settings(BaseSettings):
     @classmethod
     def _schedule_parses(cls, value: str) -> str:
         parse_schedule(value)
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            if entry != "*":
+                ipaddress.ip_network(entry, strict=False)  # a ValueError names the entry
         return value
 
     @property

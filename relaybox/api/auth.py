@@ -51,20 +51,23 @@ def failure_limiter(request: Request) -> FailureLimiter:
 
 
 async def authenticate(request: Request) -> Principal:
-    """The caller, or 401; 429 for an address with too many recent failures (throttle.py)."""
-    limiter = failure_limiter(request)
-    address = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(address)
-    if wait is not None:
-        raise ApiError(
-            429, "too many failed authentications; try again later", {"Retry-After": str(wait)}
-        )
+    """The caller, or 401; failures past the address's limit answer 429 (throttle.py)."""
     try:
         return await _authenticate(request)
     except ApiError:
-        if request.headers.get("authorization"):
-            limiter.failed(address)
+        wait = failed_authentication(request) if request.headers.get("authorization") else None
+        if wait is not None:
+            raise ApiError(
+                429, "too many failed authentications; try again later", {"Retry-After": str(wait)}
+            ) from None
         raise
+
+
+def failed_authentication(request: Request) -> int | None:
+    """Count a failed authentication from the request's address (the API's, the console's
+    sign-in); the seconds to wait when that address is over the limit, else None."""
+    address = request.client.host if request.client else "unknown"
+    return failure_limiter(request).failure(address)
 
 
 async def _authenticate(request: Request) -> Principal:

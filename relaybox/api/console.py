@@ -1,7 +1,7 @@
 """`/ui/`: the web console. Server-rendered pages over the same services as the API.
 
-Every page authenticates exactly like the API (`auth.principal_for` on the credential kept
-in the encrypted session cookie, `web/session.py`) and sees only its organization. POST
+Signing in checks the credential exactly like the API (`auth.principal_for`) and starts a
+server-side session (`web/session.py`); every page sees only its user's organization. POST
 forms carry the session's CSRF token. Secrets are never rendered: instances are shown
 through `InstanceService.describe` (secrets masked) without their token.
 
@@ -21,14 +21,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from relaybox.api.auth import failure_limiter, principal_for
+from relaybox.api.auth import failed_authentication, principal_for
 from relaybox.api.deps import RowId, runtime_of
 from relaybox.api.errors import ApiError, input_message
 from relaybox.connectors.dropbox.client import authorize_url
+from relaybox.core.clock import utcnow
 from relaybox.core.errors import Conflict, InvalidInput, NotFound
 from relaybox.services import deliveries
 from relaybox.services.instances import InstanceService
-from relaybox.store import tables
+from relaybox.store import console_sessions, tables
 from relaybox.store.db import transaction
 from relaybox.web import session as cookies
 from relaybox.web.pages import (
@@ -97,23 +98,25 @@ async def signin(request: Request) -> Response:
     credential = str(form.get("credential") or "").strip()
     if not cookies.signin_ok(request, str(form.get(cookies.CSRF_FIELD) or "")):
         return _signin_page(request, "The form expired. Please sign in again.", status=403)
-    limiter = failure_limiter(request)
-    address = request.client.host if request.client else "unknown"
-    if limiter.retry_after(address) is not None:
-        return _signin_page(request, "Too many failed sign-ins; try again later.", status=429)
     try:
         principal = await principal_for(runtime, credential)
     except ApiError:
-        if credential:
-            limiter.failed(address)
         principal = None
+        # Only a failure meets the limiter (api/throttle.py): a valid credential signs in.
+        if credential and failed_authentication(request) is not None:
+            return _signin_page(request, "Too many failed sign-ins; try again later.", status=429)
     if principal is None or principal.instance_id is not None:
         error = "That credential is not valid. Paste the whole User …, Organization … value."
         answer = _signin_page(request, error, status=401)
         cookies.clear(answer, secure=secure(request))
         return answer
+    started = Session()
+    async with transaction(runtime.sessions) as session:
+        await console_sessions.start(
+            session, principal.user_id, started.sid, now=utcnow(), expires=started.expires_at
+        )
     answer = RedirectResponse("/ui/", status_code=303)
-    cookies.write(answer, runtime.box, Session(credential), secure=secure(request))
+    cookies.write(answer, runtime.box, started, secure=secure(request))
     answer.delete_cookie(cookies.SIGNIN_COOKIE, path=cookies.PATH)
     return answer
 
@@ -122,6 +125,8 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request, console: Signed) -> Response:
     if await checked_form(request, console) is None:
         return csrf_refused(request, console)
+    async with transaction(console.runtime.sessions) as session:
+        await console_sessions.end(session, console.session.sid)
     answer = RedirectResponse("/ui/signin", status_code=303)
     cookies.clear(answer, secure=secure(request))
     return answer

@@ -1,16 +1,18 @@
 """Failed authentications, rate-limited per client address (a sliding window, in process).
 
-After `limit` failures from one address within `window` seconds, every authenticated call
-from that address answers 429 with `Retry-After` until the oldest failure leaves the window.
-While an address is blocked, valid credentials are refused too: answering them would turn
-the block into an oracle (429 for a wrong guess, 200 for a right one). Successful calls
-never count and never reset the count (an attacker holding one valid credential must not
-be able to clear it by interleaving good calls).
+Credentials are checked first (a hash and one indexed lookup, cheap), and only failures
+meet the limiter: after `limit` failures from one address within `window` seconds, every
+further failure from it answers 429 with `Retry-After` (and is not counted, so the block
+ends when the oldest failure leaves the window). Valid credentials are always answered:
+the secrets are 256-bit, so the limiter bounds what failures cost, it does not stop
+guessing, and refusing valid calls would let ten bad guesses lock out every user who
+shares an address (behind a proxy, a NAT, or an attacker's choosing). Successful calls
+never count and never reset the count.
 
 The state lives in this process: with several `relaybox serve` processes behind a load
 balancer each one counts alone, so an address gets up to `limit` failures per process
-per window. The address is the TCP peer; behind a reverse proxy, run uvicorn with
-`--proxy-headers` / `--forwarded-allow-ips` so it is the client's and not the proxy's.
+per window. The address is the TCP peer, or the X-Forwarded-For client when the peer is
+one of the proxies in `RELAYBOX_FORWARDED_ALLOW_IPS` (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ class FailureLimiter:
         if failures is None or len(failures) < self.limit:
             return None
         return max(1, math.ceil(failures[-self.limit] + self.window - now))
+
+    def failure(self, address: str) -> int | None:
+        """A failed authentication from `address`: counted when the address is under the
+        limit (None: answer 401), else the seconds to wait (answer 429, not counted)."""
+        wait = self.retry_after(address)
+        if wait is None:
+            self.failed(address)
+        return wait
 
     def failed(self, address: str) -> None:
         """Record one failed authentication from `address`."""

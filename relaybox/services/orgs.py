@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -91,3 +92,23 @@ async def list_orgs(runtime: Runtime) -> list[OrgSummary]:
             )
         )
         return [OrgSummary(*row) for row in rows.all()]
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    id: int
+    email: str
+    created_at: datetime
+
+
+async def list_users(runtime: Runtime, org_id: int) -> list[UserSummary]:
+    """An organization's users, to name one to `revoke-user` or `rotate-user-secret`."""
+    async with transaction(runtime.sessions) as session:
+        if await session.get(tables.Organization, org_id) is None:
+            raise LookupError(f"no organization {org_id}")
+        rows = await session.execute(
+            select(tables.User.id, tables.User.email, tables.User.created_at)
+            .where(tables.User.org_id == org_id)
+            .order_by(tables.User.id)
+        )
+        return [UserSummary(*row) for row in rows.all()]

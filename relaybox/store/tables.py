@@ -72,6 +72,20 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ConsoleSession(Base):
+    """A console sign-in (web/session.py). The cookie carries a random session id; only its
+    hash is kept here, and deleting the row ends the session (store/console_sessions.py)."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Instance(Base):
     """A connector instance: one provider account connected by one organization."""
 

@@ -18,11 +18,13 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from relaybox.api.auth import Principal, principal_for
+from relaybox.api.auth import Principal
 from relaybox.api.deps import runtime_of
-from relaybox.api.errors import ApiError
+from relaybox.core.clock import utcnow
 from relaybox.core.errors import NotFound
 from relaybox.runtime import Runtime
+from relaybox.store import console_sessions
+from relaybox.store.db import transaction
 from relaybox.web import session as cookies
 from relaybox.web.session import Session
 
@@ -85,17 +87,16 @@ def redirect_uri(runtime: Runtime) -> str:
 
 
 async def signed_in(request: Request) -> Console:
+    """The request's live session (its cookie, and its row in store/console_sessions.py)."""
     runtime = runtime_of(request)
     current = cookies.read(request, runtime.box)
     if current is None:
         raise SignInRequired
-    try:
-        principal = await principal_for(runtime, current.credential)
-    except ApiError:
-        raise SignInRequired from None
-    if principal.instance_id is not None:
+    async with transaction(runtime.sessions) as session:
+        user = await console_sessions.user_of(session, current.sid, now=utcnow())
+    if user is None:
         raise SignInRequired
-    return Console(current, principal, runtime)
+    return Console(current, Principal(user.org_id, user.id), runtime)
 
 
 Signed = Annotated[Console, Depends(signed_in)]

@@ -1,11 +1,11 @@
 """The console's session: one encrypted cookie, and the CSRF token that goes with it.
 
-The cookie holds the organization credential the user signed in with (the same
-`User ..., Organization ...` value the API takes), a random CSRF token, an expiry and,
-while an account is being connected, the pending connection. It is encrypted with the
-runtime's `SecretBox` (Fernet: encrypted and authenticated), so it reveals nothing and
-cannot be forged; every request still checks the credential against the database, so a
-rotated or deleted credential ends every session made with it.
+The cookie holds a random session id, a random CSRF token, an expiry and, while an account
+is being connected, the pending connection. It is encrypted with the runtime's `SecretBox`
+(Fernet: encrypted and authenticated), so it reveals nothing and cannot be forged. The
+session itself lives server-side (store/console_sessions.py, which keeps only a hash of the
+id) and every request looks it up: signing out, revoking the user or rotating the user's or
+the organization's secret ends it, and a copied cookie then opens nothing.
 
 The cookie is HttpOnly, SameSite=Strict, limited to `/ui`, and Secure when the request
 came over https. A POST form carries the CSRF token in a hidden field; it is compared in
@@ -18,6 +18,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -36,11 +37,16 @@ CSRF_FIELD = "csrf"
 
 @dataclass(frozen=True)
 class Session:
-    credential: str
+    # The server-side session's id (never stored: store/console_sessions.py keeps its hash).
+    sid: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     expires: float = field(default_factory=lambda: time.time() + LIFETIME)
     # The connection waiting for Dropbox's redirect: form values and the OAuth `state`.
     pending: dict[str, Any] | None = None
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.expires, UTC)
 
     def with_pending(self, pending: dict[str, Any] | None) -> Session:
         return replace(self, pending=pending)
@@ -72,7 +78,7 @@ def read(request: Request, box: SecretBox) -> Session | None:
     try:
         data = box.decrypt_json(token)
         session = Session(
-            credential=str(data["credential"]),
+            sid=str(data["sid"]),
             csrf=str(data["csrf"]),
             expires=float(data["expires"]),
             pending=data.get("pending") if isinstance(data.get("pending"), dict) else None,
@@ -87,7 +93,7 @@ def read(request: Request, box: SecretBox) -> Session | None:
 def write(response: Response, box: SecretBox, session: Session, *, secure: bool) -> None:
     value = box.encrypt_json(
         {
-            "credential": session.credential,
+            "sid": session.sid,
             "csrf": session.csrf,
             "expires": session.expires,
             "pending": session.pending,

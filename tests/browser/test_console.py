@@ -297,6 +297,31 @@ async def test_refusals(browser: Browser, stack: Stack) -> None:
     assert await session_cookie(fresh) is None
     await fresh.close()
 
+    # Signing out ends the session itself: a copy of its cookie, which opened the console
+    # until then, opens nothing afterwards.
+    copied = await session_cookie(context)
+    assert copied is not None
+    thief = await browser.new_context()
+    await thief.add_cookies(
+        [
+            {
+                "name": "relaybox_session",
+                "value": str(copied["value"]),
+                "domain": "127.0.0.1",
+                "path": "/ui",
+            }
+        ]
+    )
+    stolen = await thief.new_page()
+    await stolen.goto(f"{stack.relaybox}/ui/")
+    await expect(stolen.get_by_role("heading", name="Instances")).to_be_visible()
+    await page.goto(f"{stack.relaybox}/ui/")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/ui/signin$"))
+    await stolen.goto(f"{stack.relaybox}/ui/")
+    await expect(stolen).to_have_url(re.compile(r"/ui/signin$"))
+    await thief.close()
+
     secrets = [APP_SECRET, "sig-key-123", USER_SECRET, ORG_SECRET, ours["token"]]
     for html in pages.seen:
         for secret in secrets:

@@ -352,7 +352,7 @@ async def test_the_migration_adds_the_retention_index(db: Db) -> None:
         )
         version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
     assert indexes["ix_notifications_finished"] == ["status", "delivered_at"]
-    assert version == "0003"
+    assert version >= "0003"  # this migration or a later one
 
 
 async def test_housekeeping_prunes_after_the_configured_days(

@@ -41,3 +41,16 @@ def test_old_failures_are_forgotten_and_memory_is_bounded() -> None:
     for number in range(1000):
         limiter.failed(f"10.1.{number // 256}.{number % 256}")
     assert len(limiter._failures) == 100
+
+
+def test_a_failure_past_the_limit_is_refused_and_not_counted() -> None:
+    clock = Clock()
+    limiter = FailureLimiter(limit=2, window=60, clock=clock)
+    assert limiter.failure("10.0.0.1") is None  # counted: answer 401
+    clock.now += 10
+    assert limiter.failure("10.0.0.1") is None
+    for _ in range(5):  # blocked: answer 429 with the wait, and the block does not grow
+        clock.now += 1
+        assert limiter.failure("10.0.0.1") == 60 - (clock.now - 1000)
+    clock.now = 1060  # the first failure leaves the window, as Retry-After said
+    assert limiter.failure("10.0.0.1") is None
