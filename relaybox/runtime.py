@@ -84,7 +84,9 @@ class Runtime:
             ),
             http=http,
             wakeups=Wakeups(),
-            inbox=inbox_writer(sessions, webhook_secrets.secret_of),
+            inbox=inbox_writer(
+                sessions, webhook_secrets.secret_of, writers=db.concurrent_writers(engine)
+            ),
             webhook_secrets=webhook_secrets,
         )
 

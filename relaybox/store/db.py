@@ -53,6 +53,12 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def concurrent_writers(engine: AsyncEngine) -> int:
+    """How many write transactions of one process are worth running at once: SQLite
+    takes one writer at a time (and relaybox gives it one connection per process)."""
+    return 1 if engine.dialect.name == "sqlite" else 2
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
