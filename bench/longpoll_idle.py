@@ -44,7 +44,7 @@ from relaybox.store.db import transaction
 from tests.support.servers import CallbackReceiver, free_port, serving
 
 APP_KEY, APP_SECRET = "bench-app", "bench-secret"
-USER, ORG = "bench-user", "bench-org"
+USER, ORG = "bench-user-Vx3Qh8Lm1Zr6Tc9Wb4Np7Ks2", "bench-org-Fj5Gd0Ya8Eu3Mi6Ro1Sw9Hb4"
 AUTH = {"Authorization": f"User {USER}, Organization {ORG}"}
 REDIRECT = "https://app.example.com/auth"
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -68,7 +68,7 @@ from bench.seed import REDIRECT, Account, SandboxControl, seed_instances
 from relaybox.config import Settings
 
 APP_KEY, APP_SECRET = "bench-app", "bench-app-secret"
-USER, ORG = "bench-user", "bench-org"
+USER, ORG = "bench-user-Vx3Qh8Lm1Zr6Tc9Wb4Np7Ks2", "bench-org-Fj5Gd0Ya8Eu3Mi6Ro1Sw9Hb4"
 AUTH = {"Authorization": f"User {USER}, Organization {ORG}"}
 SIGNATURE_KEY = "bench-signature-key"
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -30,6 +30,24 @@ admin_app = typer.Typer(help="Organizations and users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 
+
+@app.callback()
+def _configuration() -> None:
+    """Refuse a bad configuration before any command runs, naming each variable and never
+    echoing its value (a refused bootstrap secret, say), then exit 2."""
+    from pydantic import ValidationError
+
+    try:
+        Settings()
+    except ValidationError as exc:
+        typer.echo("relaybox: configuration refused:", err=True)
+        for error in exc.errors():
+            name = "RELAYBOX_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"  {name}: {message}" if error["loc"] else f"  {message}", err=True)
+        raise typer.Exit(2) from None
+
+
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 

@@ -5,18 +5,24 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relaybox.core.retry import parse_schedule
+from relaybox.crypto import secret_weakness
 
 DEFAULT_RETRY_SCHEDULE = "4,16,64,256,1024,4096,16384,65536,262144"
+# How an operator makes a strong secret (named when a configured one is refused).
+GENERATE_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class Settings(BaseSettings):
     """Everything relaybox reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="RELAYBOX_", extra="ignore")
+    # hide_input_in_errors: a refused value (a secret) is never echoed into a log.
+    model_config = SettingsConfigDict(
+        env_prefix="RELAYBOX_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path("./relaybox-data")
     database_url: str | None = None
@@ -74,6 +80,22 @@ class Settings(BaseSettings):
             if entry != "*":
                 ipaddress.ip_network(entry, strict=False)  # a ValueError names the entry
         return value
+
+    @field_validator("bootstrap_user_secret", "bootstrap_org_secret")
+    @classmethod
+    def _bootstrap_secret_strong(cls, value: str | None) -> str | None:
+        weakness = secret_weakness(value) if value else None  # empty: not set
+        if weakness:
+            raise ValueError(f"{weakness}; generate one with `{GENERATE_COMMAND}`")
+        return value
+
+    @model_validator(mode="after")
+    def _bootstrap_secrets_differ(self) -> Settings:
+        if self.bootstrap_user_secret and self.bootstrap_user_secret == self.bootstrap_org_secret:
+            raise ValueError(
+                "RELAYBOX_BOOTSTRAP_USER_SECRET and RELAYBOX_BOOTSTRAP_ORG_SECRET must differ"
+            )
+        return self
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

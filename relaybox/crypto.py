@@ -6,13 +6,14 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from relaybox.files import FileLock, atomic_write, private_dir, private_file
 
 KEY_FILE = "secret.key"
 # How often a box built from the key file looks at the file again (see `SecretBox`).
@@ -28,32 +29,37 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
+def key_lock(key_file: Path) -> FileLock:
+    """The lock beside `key_file` that every writer of it holds (`relaybox admin rotate-key`)."""
+    return FileLock(key_file.with_name(key_file.name + ".lock"))
+
+
 def load_or_create_key(configured: str | None, data_dir: Path) -> str:
-    """The configured key, else the one generated once into the data dir (mode 0600)."""
+    """The configured key, else the one generated once into the data dir (mode 0600).
+
+    Processes starting together on a new data dir agree on one key: the first to take the
+    key file's lock writes it, the others read it.
+    """
     if configured:
         return configured
     path = data_dir / KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    return key
+    private_dir(data_dir)
+    if not path.exists():
+        with key_lock(path):
+            if not path.exists():
+                key = generate_key()
+                atomic_write(path, key + "\n")
+                return key
+    private_file(path)  # a key file copied in with a wider mode
+    return path.read_text().strip()
 
 
 def write_key_file(path: Path, keys: list[str]) -> None:
-    """Replace the key file atomically (mode 0600), so a reader sees the old or the new list."""
+    """Replace the key file atomically and durably (mode 0600), so a reader sees the old or
+    the new list and a crash leaves one of them. Writers hold `key_lock(path)`."""
     for key in keys:
         Fernet(key.encode())  # refuse to write something that is not a key
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(",".join(keys) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    atomic_write(path, ",".join(keys) + "\n")
 
 
 class SecretBox:
@@ -162,6 +168,23 @@ class SecretBox:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+# What a secret an operator chooses (RELAYBOX_BOOTSTRAP_*) must have at least; new_secret()
+# gives 43 characters drawn from 64.
+MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 10
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak to be a credential, or None when it will do."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"too short ({len(secret)} characters; at least {MIN_SECRET_LENGTH})"
+    if any(char.isspace() or char == "," for char in secret):
+        return "contains a space or a comma, which an Authorization header cannot carry"
+    if len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        return f"too repetitive (fewer than {MIN_DISTINCT_CHARACTERS} different characters)"
+    return None
 
 
 def secret_hash(secret: str) -> str:

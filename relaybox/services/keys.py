@@ -5,8 +5,10 @@ caller presents is stored as a hash. Re-encryption walks the instances in batche
 `BATCH` rows, one transaction per batch, and writes a row back only if it still holds what
 was read (compare and set), so a token refresh by a running server meanwhile is never
 overwritten; such a row is simply picked up by the next pass. Rows already encrypted under
-the first key are skipped, so running it again is cheap and safe. The operator flow, and why
-it never leaves a running server unable to decrypt, is in docs/operations.md.
+the first key are skipped, so running it again is cheap and safe. In key-file mode a run holds
+an exclusive lock beside the key file throughout, so two runs at once take turns. The
+operator flow, and why it never leaves a running server unable to decrypt, is in
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relaybox.crypto import KEY_FILE, RELOAD_SECONDS, SecretBox, generate_key, write_key_file
+from relaybox.crypto import (
+    KEY_FILE,
+    RELOAD_SECONDS,
+    SecretBox,
+    generate_key,
+    key_lock,
+    write_key_file,
+)
 from relaybox.store import tables
 from relaybox.store.db import transaction
 
@@ -120,13 +129,21 @@ async def rotate_key_file(
     *,
     settle: float = 2 * RELOAD_SECONDS,
 ) -> Rotation:
-    """Key-file mode: generate a key, put it first in the file (old keys kept), re-encrypt."""
+    """Key-file mode: generate a key, put it first in the file (old keys kept), re-encrypt.
+
+    Holds the key file's lock from reading the file to the last re-encrypted row, so a
+    second rotation waits and then keeps this one's key too, instead of writing the list
+    it read before this one's key was in it (and losing that key with the rows under it).
+    """
     path = data_dir / KEY_FILE
-    box = SecretBox.load(None, data_dir)
-    new_key = generate_key()
-    write_key_file(path, [new_key, *box.keys])
-    box = SecretBox(new_key, *box.keys, key_file=path)
-    done = await reencrypt_all(sessions, box, settle=settle)
+    # Create the key file first if need be: creating it takes the same lock.
+    SecretBox.load(None, data_dir)
+    async with key_lock(path):
+        box = SecretBox.load(None, data_dir)
+        new_key = generate_key()
+        write_key_file(path, [new_key, *box.keys])
+        box = SecretBox(new_key, *box.keys, key_file=path)
+        done = await reencrypt_all(sessions, box, settle=settle)
     return Rotation(done.rewritten, done.remaining, new_key, path)
 
 
@@ -135,9 +152,16 @@ async def retire_old_keys(
 ) -> Rotation:
     """Re-encrypt any straggler, then (key-file mode) keep only the first key in the file.
 
-    Refuses (remaining > 0) if some row still cannot be read with the first key alone.
+    Refuses (remaining > 0) if some row still cannot be read with the first key alone. In
+    key-file mode it holds the key file's lock and uses the keys the file holds then (a
+    rotation may have finished since `box` was loaded).
     """
-    done = await reencrypt_all(sessions, box, settle=0)
-    if done.remaining == 0 and key_file is not None:
-        write_key_file(key_file, [box.keys[0]])
+    if key_file is None:
+        done = await reencrypt_all(sessions, box, settle=0)
+        return Rotation(done.rewritten, done.remaining, None, None)
+    async with key_lock(key_file):
+        box = SecretBox.load(None, key_file.parent)
+        done = await reencrypt_all(sessions, box, settle=0)
+        if done.remaining == 0:
+            write_key_file(key_file, [box.keys[0]])
     return Rotation(done.rewritten, done.remaining, None, key_file)

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from relaybox.files import private_dir, private_file
+
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
@@ -32,13 +34,22 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+def private_sqlite(database: Path) -> None:
+    """The database file (with its folder) created 0700/0600 before SQLite opens it, which
+    then gives its -wal and -shm files the same mode; an older, wider file is narrowed."""
+    private_dir(database.parent)
+    private_file(database, create=True)
+    for suffix in ("-wal", "-shm", "-journal"):
+        private_file(database.with_name(database.name + suffix))
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; for SQLite the file's folder is created and WAL mode switched on."""
+    """An async engine; for SQLite the file is made private (files.py) and WAL mode switched on."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(Path(path))
         kwargs["connect_args"] = {"timeout": 30}
         # One connection per process: SQLite has one writer at a time, and a second
         # connection of the same process waiting for the write lock sleeps in SQLite's busy

@@ -32,11 +32,6 @@ from relaybox.store.groups import GroupCommit
 log = logging.getLogger(__name__)
 
 
-INBOX_LINGER = 0.002
-"""During a burst of webhooks, a group waits this long for more (store/groups.py): larger
-groups cost less CPU per webhook, and each 200 waits at most this much longer."""
-
-
 @dataclass(frozen=True)
 class Received:
     """One verified notification and whom it asks for a pass."""
@@ -68,9 +63,9 @@ def inbox_writer(
     async def store(session: AsyncSession, group: Sequence[Received]) -> list[Stored]:
         return await store_received(session, group, secret_of)
 
-    return GroupCommit(
-        sessions, store, name="inbox", max_group=500, linger=INBOX_LINGER, writers=writers
-    )
+    # No linger: under wrk's 32 connections a 2 ms linger cost a fifth of the acks/s
+    # (each 200 waits for its group; docs/BENCHMARKS.md).
+    return GroupCommit(sessions, store, name="inbox", max_group=500, writers=writers)
 
 
 async def store_received(

@@ -8,7 +8,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.support.stack import APP_KEY, AUTH, OAUTH_CALLBACK, ORG_SECRET, Stack, running_stack
+from tests.support.stack import (
+    APP_KEY,
+    AUTH,
+    OAUTH_CALLBACK,
+    ORG_SECRET,
+    USER_SECRET,
+    Stack,
+    running_stack,
+)
 
 
 @pytest.fixture
@@ -23,9 +31,9 @@ async def stack(tmp_path: Path) -> Any:
         {},
         {"Authorization": "Bearer abc"},
         {"Authorization": f"User wrong, Organization {ORG_SECRET}"},
-        {"Authorization": "User test-user-secret, Organization wrong"},
-        {"Authorization": "User test-user-secret"},
-        {"Authorization": "User test-user-secret, Element not-a-token"},
+        {"Authorization": f"User {USER_SECRET}, Organization wrong"},
+        {"Authorization": f"User {USER_SECRET}"},
+        {"Authorization": f"User {USER_SECRET}, Element not-a-token"},
     ],
 )
 async def test_calls_without_valid_credentials_get_401(
@@ -159,7 +167,7 @@ async def test_duplicate_name_is_a_conflict_and_delete_revokes(stack: Stack) -> 
 async def test_instance_token_reaches_only_its_instance(stack: Stack) -> None:
     first = await stack.connect(await stack.new_account("a@example.com"), "first")
     second = await stack.connect(await stack.new_account("b@example.com"), "second")
-    element_auth = {"Authorization": f"User test-user-secret, Element {first['token']}"}
+    element_auth = {"Authorization": f"User {USER_SECRET}, Element {first['token']}"}
     mine = await stack.http.get(f"{stack.api}/instances/{first['id']}", headers=element_auth)
     assert mine.status_code == 200
     other = await stack.http.get(f"{stack.api}/instances/{second['id']}", headers=element_auth)

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from relaybox.config import Settings
 from relaybox.crypto import KEY_FILE, SecretBox, parse_keys
 from relaybox.runtime import Runtime
 from relaybox.services import keys
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
-from relaybox.store.db import transaction
+from relaybox.store.db import create_engine, session_factory, transaction
 from tests.support.servers import CallbackReceiver
 from tests.support.stack import APP_SECRET, AUTH, Stack, running_stack
 
@@ -141,3 +144,76 @@ async def test_configured_key_list_rotation(tmp_path: Path, database_url: str) -
                     SecretBox(old_key).decrypt(row.secrets_enc)
         finally:
             await only_new.close()
+
+
+async def test_two_rotations_at_once_keep_every_key(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `relaybox admin rotate-key` runs at once: the second waits for the first, so the
+    key file ends with both new keys and the old one, and every row still decrypts.
+
+    Both runs are held just after reading the key file until the other has read it too (or
+    a second has passed): without a lock each would then write the list it read plus its own
+    key, and one key, with the rows sealed under it, would be lost.
+    """
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    runtime = await Runtime.start(settings)
+    try:
+        (old_key,) = runtime.box.keys
+        async with transaction(runtime.sessions) as session:
+            org = tables.Organization(name="org", secret_hash="0" * 64)
+            session.add(org)
+            await session.flush()
+            for n in range(5):
+                session.add(
+                    tables.Instance(
+                        org_id=org.id,
+                        name=f"instance {n}",
+                        element_key="dropbox",
+                        token_hash=f"{n:064}",
+                        token_enc=runtime.box.encrypt(f"token {n}"),
+                        secrets_enc=runtime.box.encrypt_json({"n": n}),
+                    )
+                )
+    finally:
+        await runtime.close()
+
+    both_read = threading.Barrier(2)
+    generate = keys.generate_key
+
+    def generate_once_both_have_read() -> str:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=1)
+        return generate()
+
+    monkeypatch.setattr(keys, "generate_key", generate_once_both_have_read)
+
+    def rotate_key_command() -> keys.Rotation:
+        async def run() -> keys.Rotation:
+            engine = create_engine(settings.resolved_database_url)
+            try:
+                return await keys.rotate_key_file(session_factory(engine), data_dir, settle=0)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    first, second = await asyncio.gather(
+        asyncio.to_thread(rotate_key_command), asyncio.to_thread(rotate_key_command)
+    )
+    assert first.remaining == second.remaining == 0
+    in_file = parse_keys((data_dir / KEY_FILE).read_text())
+    assert sorted(in_file) == sorted([first.new_key, second.new_key, old_key])
+    assert in_file[-1] == old_key
+
+    box = SecretBox.load(None, data_dir)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            rows = list(await session.scalars(select(tables.Instance).order_by(tables.Instance.id)))
+    finally:
+        await engine.dispose()
+    assert [box.decrypt(row.token_enc) for row in rows] == [f"token {n}" for n in range(5)]
+    assert [box.decrypt_json(row.secrets_enc) for row in rows] == [{"n": n} for n in range(5)]
+    assert all(box.under_primary(row.token_enc) for row in rows)

@@ -22,8 +22,8 @@ from tests.support.servers import CallbackReceiver, RequestLog, free_port, servi
 
 APP_KEY = "test-app-key"
 APP_SECRET = "test-app-secret"
-USER_SECRET = "test-user-secret"
-ORG_SECRET = "test-org-secret"
+USER_SECRET = "test-user-Kq7wZ2mX9pL4vR8sT3nB6yC1"
+ORG_SECRET = "test-org-Hd5jF0gA2kM8qW4eU7rY9tP3"
 AUTH = {"Authorization": f"User {USER_SECRET}, Organization {ORG_SECRET}"}
 OAUTH_CALLBACK = "https://app.example.com/auth"
 

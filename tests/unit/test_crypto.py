@@ -6,9 +6,19 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from relaybox import crypto
-from relaybox.crypto import KEY_FILE, SecretBox, generate_key, parse_keys, write_key_file
+from relaybox.config import Settings
+from relaybox.crypto import (
+    KEY_FILE,
+    SecretBox,
+    generate_key,
+    new_secret,
+    parse_keys,
+    secret_weakness,
+    write_key_file,
+)
 
 
 def test_a_box_on_the_key_file_reads_rows_encrypted_under_a_key_added_later(
@@ -58,3 +68,31 @@ def test_a_broken_key_file_keeps_the_keys_in_use(tmp_path: Path) -> None:
     assert box.decrypt(token) == "x"
     with pytest.raises(ValueError):
         write_key_file(tmp_path / KEY_FILE, ["not a key"])
+
+
+@pytest.mark.parametrize(
+    ("secret", "weakness"),
+    [
+        ("test-user-secret", "too short (16 characters; at least 32)"),
+        ("a" * 31, "too short (31 characters; at least 32)"),
+        ("01234567" * 5, "too repetitive (fewer than 10 different characters)"),
+        ("Zq8vN3kR7tW1yB5m D9fH2jL6pS4xC0gE", "contains a space or a comma"),
+        ("Zq8vN3kR7tW1yB5m,D9fH2jL6pS4xC0gE", "contains a space or a comma"),
+        ("Zq8vN3kR7tW1yB5mD9fH2jL6pS4xC0gE", None),
+        (new_secret(), None),
+    ],
+)
+def test_weak_secrets_are_named_for_what_is_wrong(secret: str, weakness: str | None) -> None:
+    found = secret_weakness(secret)
+    assert found == weakness if weakness is None else (found or "").startswith(weakness)
+
+
+def test_settings_refuse_a_weak_bootstrap_secret_without_echoing_it() -> None:
+    strong = "Zq8vN3kR7tW1yB5mD9fH2jL6pS4xC0gE"
+    with pytest.raises(ValidationError) as refused:
+        Settings(bootstrap_user_secret="test-user-secret", bootstrap_org_secret=strong)
+    assert "too short" in str(refused.value) and "test-user-secret" not in str(refused.value)
+    with pytest.raises(ValidationError, match="must differ"):
+        Settings(bootstrap_user_secret=strong, bootstrap_org_secret=strong)
+    assert Settings(bootstrap_user_secret=strong, bootstrap_org_secret=new_secret())
+    assert Settings(bootstrap_user_secret="", bootstrap_org_secret="").bootstrap_user_secret == ""
