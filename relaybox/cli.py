@@ -16,6 +16,7 @@ import httpx
 import typer
 import uvicorn
 
+from relaybox import logs
 from relaybox.config import Settings
 from relaybox.crypto import load_or_create_key
 
@@ -56,8 +57,6 @@ SANDBOX_EMAIL = "demo@example.com"
 
 
 def _logging() -> None:
-    from relaybox import logs
-
     logs.configure()
 
 
@@ -98,6 +97,7 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        log_config=logs.UVICORN_LOGGING,
         timeout_graceful_shutdown=20,
         **forwarding(settings),
     )
@@ -223,6 +223,7 @@ def sandbox_command(
     state_file: Annotated[Path | None, typer.Option(help="Keep the sandbox state here.")] = None,
 ) -> None:
     """Run the Dropbox sandbox alone."""
+    _logging()
     from relaybox.sandbox.app import create_app as create_sandbox
 
     uvicorn.run(
@@ -231,6 +232,7 @@ def sandbox_command(
         port=port,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+        log_config=logs.UVICORN_LOGGING,
     )
 
 

@@ -47,4 +47,3 @@ def configure() -> None:
     logging.basicConfig(level=logging.INFO, format=FORMAT)
     for noisy in ("alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").addFilter(RedactQuerySecrets())
