@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     dropbox_www_url: str = "https://www.dropbox.com"
 
     allow_private_callbacks: bool = False
+    # A PEM file of the CA certificates HTTPS callback URLs are verified against, instead of
+    # the default ones (for endpoints behind a private CA). Unset: the default ones.
+    callback_ca_bundle: Path | None = None
     retry_schedule: str = DEFAULT_RETRY_SCHEDULE
     delivery_timeout: float = Field(default=15.0, gt=0)
     max_in_flight: int = Field(default=8, ge=1)

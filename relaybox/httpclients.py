@@ -5,29 +5,46 @@ idle ones' sockets), so one pool of a hundred connections costs more CPU than th
 it carries: a third of relaybox's CPU in the fan-out benchmark. `ClientPool` spreads
 requests over clients of a few dozen connections each; a key keeps related requests (one
 instance's callbacks) on one client, so keep-alive still pays.
+
+Within a client, httpcore keeps a connection for one (scheme, host, port) of the request
+URL, the host TLS verified it for; callback requests keep their host name in the URL (the
+connect-time SSRF check pins the address in `network_backend`, not in the URL), so a
+connection never carries a request for another host that shares its address.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import ssl
 from typing import Any
 
+import httpcore
 import httpx
 
 CONNECTIONS_PER_CLIENT = 16
 
 
 class ClientPool:
-    def __init__(self, concurrency: int, **client_options: Any) -> None:
-        """Clients enough for `concurrency` requests at once (`CONNECTIONS_PER_CLIENT` each)."""
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        **client_options: Any,
+    ) -> None:
+        """Clients enough for `concurrency` requests at once (`CONNECTIONS_PER_CLIENT` each).
+
+        `verify` is httpx's (True: the default CA certificates); `network_backend`, when
+        given, opens every connection (the callback clients' SSRF guard)."""
         count = max(1, math.ceil(concurrency / CONNECTIONS_PER_CLIENT))
-        limits = httpx.Limits(
-            # Room for an uneven spread of keys; beyond it requests queue in their client.
-            max_connections=2 * CONNECTIONS_PER_CLIENT,
-            max_keepalive_connections=CONNECTIONS_PER_CLIENT,
-        )
-        self.clients = [httpx.AsyncClient(limits=limits, **client_options) for _ in range(count)]
+        if not isinstance(verify, ssl.SSLContext):
+            verify = httpx.create_ssl_context(verify=verify)  # one for all the clients
+        self.clients = [
+            httpx.AsyncClient(transport=_transport(verify, network_backend), **client_options)
+            for _ in range(count)
+        ]
         self._turn = itertools.cycle(range(count))
 
     def client(self, key: int | None = None) -> httpx.AsyncClient:
@@ -42,3 +59,22 @@ class ClientPool:
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+
+def _transport(
+    verify: ssl.SSLContext, network_backend: httpcore.AsyncNetworkBackend | None
+) -> httpx.AsyncHTTPTransport:
+    # Room for an uneven spread of keys; beyond it requests queue in their client.
+    max_connections, max_keepalive = 2 * CONNECTIONS_PER_CLIENT, CONNECTIONS_PER_CLIENT
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    if network_backend is not None:
+        # httpx has no option for it: the same pool as httpx builds, with the backend.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network_backend,
+        )
+    return transport

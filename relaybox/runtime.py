@@ -7,6 +7,7 @@ handed to the API and the workers; nothing here is a module-level global.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +19,20 @@ from relaybox.config import Settings
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
 from relaybox.crypto import SecretBox
 from relaybox.httpclients import ClientPool
+from relaybox.services.callbacks import GuardedBackend
 from relaybox.services.webhook_secrets import WebhookSecrets
 from relaybox.store import db
 from relaybox.store.groups import GroupCommit
 from relaybox.store.inbox import Received, Stored, inbox_writer
 
 USER_AGENT = f"relaybox/{__version__}"
+
+
+def callback_tls(settings: Settings) -> ssl.SSLContext | bool:
+    """What HTTPS callbacks are verified against: `RELAYBOX_CALLBACK_CA_BUNDLE`, or the defaults."""
+    if settings.callback_ca_bundle is None:
+        return True
+    return ssl.create_default_context(cafile=settings.callback_ca_bundle)
 
 
 @dataclass
@@ -58,9 +67,14 @@ class Runtime:
             "headers": {"User-Agent": USER_AGENT},
             "follow_redirects": False,
         }
-        # Callbacks (one client per instance key) and Dropbox calls (in turn), each sized
-        # for the requests the workers have in flight.
-        http = ClientPool(settings.delivery_concurrency, **options)
+        # Callbacks (one client per instance key, connecting through the SSRF guard) and
+        # Dropbox calls (in turn), each sized for the requests the workers have in flight.
+        http = ClientPool(
+            settings.delivery_concurrency,
+            verify=callback_tls(settings),
+            network_backend=GuardedBackend(allow_private=settings.allow_private_callbacks),
+            **options,
+        )
         dropbox_http = ClientPool(settings.pass_concurrency, **options)
         urls = DropboxURLs(
             api=settings.dropbox_api_url.rstrip("/"),

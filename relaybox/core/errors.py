@@ -64,7 +64,9 @@ class InvalidCallbackURL(InvalidInput):
 
 
 class BlockedAddress(InvalidCallbackURL):
-    """A callback host resolves to an address relaybox must not connect to (SSRF guard)."""
+    """A callback host resolves to an address relaybox must not connect to (SSRF guard).
+
+    `address` is for the operator's log; the message leaves it out."""
 
     def __init__(
         self,
@@ -74,8 +76,10 @@ class BlockedAddress(InvalidCallbackURL):
         reason: str,
         field: str | None = CALLBACK_URL_FIELD,
     ) -> None:
+        # The message is shown to tenants: it never names an address the host resolved to.
+        where = "is" if host == address else "resolves to"
         super().__init__(
-            f"callback URL host {host!r} resolves to {address} ({reason});"
+            f"callback URL host {host!r} {where} a non-public address ({reason});"
             " only public addresses are allowed",
             field=field,
         )

@@ -21,6 +21,8 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
+import idna
+
 from relaybox.core.errors import BlockedAddress, InvalidCallbackURL
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "blocked_reason",
     "check_callback_url",
     "check_resolved",
+    "wire_target",
 ]
 
 #: Longest callback URL accepted, in characters.
@@ -147,6 +150,8 @@ def check_callback_url(url: str) -> tuple[str, int]:
     returned lower-cased, an IPv6 literal without brackets. Raises
     `InvalidCallbackURL` with a message saying what is wrong. Whether the
     host is allowed is `check_resolved`'s job, after the caller resolves it.
+    (An internationalized host passes here; `wire_target` says whether it can
+    be sent, so a stored configuration keeps parsing whatever is decided.)
     """
     if not url:
         raise InvalidCallbackURL("callback URL is empty")
@@ -188,13 +193,33 @@ def check_callback_url(url: str) -> tuple[str, int]:
     return host, port
 
 
+def wire_target(url: str) -> tuple[str, int]:
+    """The (host, port) a callback URL connects to: `check_callback_url`'s, with an
+    internationalized host IDNA-encoded as httpx sends it (``bücher.example`` as
+    ``xn--bcher-kva.example``), so the name checked is the name resolved and verified.
+
+    Raises `InvalidCallbackURL` as `check_callback_url` does, and for a host that has no
+    IDNA form (``☃.example``).
+    """
+    host, port = check_callback_url(url)
+    if host.isascii():
+        return host, port
+    try:
+        return idna.encode(host).decode("ascii"), port
+    except idna.IDNAError as exc:
+        raise InvalidCallbackURL(
+            f"callback URL host {host!r} is not a valid internationalized domain name: {exc}"
+        ) from None
+
+
 def check_resolved(host: str, addresses: Iterable[str]) -> None:
     """Refuse `host` unless every address it resolved to is public.
 
-    Raises `BlockedAddress` naming the host, the first blocked address and
-    its class. An address that is not an IP literal counts as blocked, and
-    a host that resolved to nothing raises `InvalidCallbackURL`: the guard
-    fails closed.
+    Raises `BlockedAddress` for the first blocked address; its message names
+    the host and the address's class but not the address, so a tenant learns
+    nothing of the internal network from it. An address that is not an IP
+    literal counts as blocked, and a host that resolved to nothing raises
+    `InvalidCallbackURL`: the guard fails closed.
     """
     seen = False
     for address in addresses:

@@ -8,9 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from relaybox.services import callbacks
+from relaybox.store import tables
+from relaybox.store.db import create_engine, session_factory, transaction
+from tests.support.dns import fake_dns
 from tests.support.servers import CallbackReceiver, eventually, serving
 from tests.support.stack import AUTH, Stack, running_stack
 
@@ -220,42 +223,43 @@ BLOCKED = [
 ]
 
 
+async def _create(stack: Stack, callback_url: str) -> httpx.Response:
+    """Ask for an instance with `callback_url`: the API's answer, whatever it is."""
+    account = await stack.new_account("ssrf@example.com")
+    code = await stack.authorize_in_browser(account)
+    body = {
+        "element": {"key": "dropbox"},
+        "providerData": {"code": code},
+        "name": "x",
+        "configuration": {
+            "oauth.api.key": "test-app-key",
+            "oauth.api.secret": "test-app-secret",
+            "oauth.callback.url": "https://app.example.com/auth",
+            "event.notification.enabled": True,
+            "event.notification.callback.url": callback_url,
+        },
+    }
+    return await stack.http.post(f"{stack.api}/instances", json=body, headers=AUTH)
+
+
 @pytest.mark.parametrize(("url", "reason"), BLOCKED)
 async def test_private_callback_urls_are_refused_by_default(
     tmp_path: Path, url: str, reason: str
 ) -> None:
     database = f"sqlite+aiosqlite:///{tmp_path / 'ssrf.db'}"
     async with running_stack(tmp_path, database, allow_private_callbacks=False) as stack:
-        account = await stack.new_account("ssrf@example.com")
-        code = await stack.authorize_in_browser(account)
-        body = {
-            "element": {"key": "dropbox"},
-            "providerData": {"code": code},
-            "name": "x",
-            "configuration": {
-                "oauth.api.key": "test-app-key",
-                "oauth.api.secret": "test-app-secret",
-                "oauth.callback.url": "https://app.example.com/auth",
-                "event.notification.enabled": True,
-                "event.notification.callback.url": url,
-            },
-        }
-        answer = await stack.http.post(f"{stack.api}/instances", json=body, headers=AUTH)
+        answer = await _create(stack, url)
         assert answer.status_code == 400
         message = answer.json()["message"]
         assert "event.notification.callback.url" in message and reason in message
+        # The class of address, never an internal address the host name resolved to.
+        assert not any(address in message for address in ("127.0.0.1", "::1") if address not in url)
 
 
 async def test_callback_host_that_rebinds_to_loopback_is_refused_at_connect_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    answers = {"rebind.example": ["93.184.216.34"]}
-
-    async def fake_resolve(host: str, port: int) -> list[str]:
-        return answers.get(host) or await real_resolve(host, port)
-
-    real_resolve = callbacks.resolve
-    monkeypatch.setattr(callbacks, "resolve", fake_resolve)
+    answers = fake_dns(monkeypatch, {"rebind.example": ["93.184.216.34"]})
     database = f"sqlite+aiosqlite:///{tmp_path / 'rebind.db'}"
     async with running_stack(
         tmp_path, database, allow_private_callbacks=False, retry_schedule="60"
@@ -274,5 +278,55 @@ async def test_callback_host_that_rebinds_to_loopback_is_refused_at_connect_time
 
         delivery = await eventually(refused)
         assert delivery["attempts"][0]["statusCode"] is None
-        assert "loopback" in delivery["attempts"][0]["error"]
+        error = delivery["attempts"][0]["error"]
+        assert "rebind.example" in error and "loopback" in error
+        assert "127.0.0.1" not in error, "a tenant never learns the internal address"
         assert stack.receiver.received == []
+
+
+async def test_internationalized_callback_hosts_are_sent_idna_encoded_or_refused_cleanly(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_dns(monkeypatch, {"bücher.example": ["127.0.0.1"]}, public=True)
+    async with running_stack(
+        tmp_path, database_url, allow_private_callbacks=False, retry_schedule="60"
+    ) as stack:
+        port = stack.callback_url.split(":")[2].split("/")[0]
+        refused = await _create(stack, f"http://☃.example:{port}/events")
+        assert refused.status_code == 400
+        assert "not a valid internationalized domain name" in refused.json()["message"]
+
+        account = await stack.new_account("idn@example.com")
+        instance = await stack.connect(
+            account, **{"event.notification.callback.url": f"http://bücher.example:{port}/events"}
+        )
+        await stack.upload(account, "/a.txt", b"a")
+        await stack.receiver.wait_for(lambda r: len(r.received) == 1)
+        assert stack.receiver.received[0].headers["host"] == f"xn--bcher-kva.example:{port}"
+
+        # One stored before such hosts were refused: a failed attempt that says why, then
+        # the retry schedule (not a crash that leaves the notification to be claimed again).
+        await _store_callback_url(stack, instance["id"], f"http://☃.example:{port}/events")
+        await stack.upload(account, "/b.txt", b"b")
+
+        async def attempted() -> dict[str, Any] | None:
+            listed = await stack.deliveries(instance["id"])
+            later = [d for d in listed if d["status"] != "delivered"]
+            return later[0] if later and later[0]["attempts"] else None
+
+        failed = await eventually(attempted)
+        assert failed["status"] == "pending" and failed["nextAttemptDate"]
+        [attempt] = failed["attempts"]
+        assert attempt["statusCode"] is None
+        assert "'☃.example' is not a valid internationalized domain name" in attempt["error"]
+
+
+async def _store_callback_url(stack: Stack, instance_id: int, url: str) -> None:
+    """Write a callback URL into an instance's stored configuration, past the API's checks."""
+    engine = create_engine(stack.settings.resolved_database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            row = await session.get_one(tables.Instance, instance_id)
+            row.configuration = {**row.configuration, "event.notification.callback.url": url}
+    finally:
+        await engine.dispose()

@@ -16,6 +16,7 @@ from relaybox.core.netguard import (
     blocked_reason,
     check_callback_url,
     check_resolved,
+    wire_target,
 )
 
 
@@ -57,8 +58,10 @@ def test_blocked_urls(url: str, address: str, reason: str) -> None:
     assert error.address == address
     assert error.reason == reason
     assert error.host == address
-    assert address in str(error)
-    assert reason in str(error)
+    assert str(error) == (
+        f"callback URL host {address!r} is a non-public address ({reason});"
+        " only public addresses are allowed"
+    )
     assert error.field == CALLBACK_URL_FIELD
 
 
@@ -231,6 +234,38 @@ def test_check_callback_url_refuses(url: str, words: str) -> None:
     assert not isinstance(info.value, BlockedAddress)
 
 
+# -- wire_target ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/", ("example.com", 443)),
+        ("http://[::1]:8080/", ("::1", 8080)),
+        # Internationalized names as httpx sends them (IDNA 2008), so the name checked at
+        # configuration is the one resolved and verified at delivery.
+        ("https://bücher.example/", ("xn--bcher-kva.example", 443)),
+        ("https://BÜCHER.example:8443/", ("xn--bcher-kva.example", 8443)),
+        ("https://faß.de/", ("xn--fa-hia.de", 443)),
+        ("https://xn--bcher-kva.example/", ("xn--bcher-kva.example", 443)),
+    ],
+)
+def test_wire_target_encodes_internationalized_hosts(url: str, expected: tuple[str, int]) -> None:
+    assert wire_target(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://☃.example/", "https://bü..cher.example/"])
+def test_wire_target_refuses_hosts_without_an_idna_form(url: str) -> None:
+    with pytest.raises(InvalidCallbackURL, match="not a valid internationalized domain name"):
+        wire_target(url)
+    check_callback_url(url)  # a stored configuration with it still parses
+
+
+def test_wire_target_checks_the_form_first() -> None:
+    with pytest.raises(InvalidCallbackURL, match="http or https"):
+        wire_target("ftp://bücher.example/")
+
+
 # -- check_resolved ------------------------------------------------------------------
 
 
@@ -243,8 +278,9 @@ def test_check_resolved_blocks_when_any_address_is_blocked() -> None:
         check_resolved("rebind.example", ["93.184.216.34", "10.0.0.7", "127.0.0.1"])
     error = info.value
     assert (error.host, error.address, error.reason) == ("rebind.example", "10.0.0.7", "private")
+    # Shown to tenants: the class of the address, never the internal address itself.
     assert str(error) == (
-        "callback URL host 'rebind.example' resolves to 10.0.0.7 (private);"
+        "callback URL host 'rebind.example' resolves to a non-public address (private);"
         " only public addresses are allowed"
     )
 
