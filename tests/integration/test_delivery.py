@@ -14,7 +14,7 @@ import pytest
 from relaybox.store import tables
 from relaybox.store.db import create_engine, session_factory, transaction
 from tests.support.dns import fake_dns
-from tests.support.servers import CallbackReceiver, eventually, serving
+from tests.support.servers import CallbackReceiver, eventually, free_port, serving
 from tests.support.stack import AUTH, Stack, running_stack
 
 
@@ -282,6 +282,30 @@ async def test_callback_host_that_rebinds_to_loopback_is_refused_at_connect_time
         assert "rebind.example" in error and "loopback" in error
         assert "127.0.0.1" not in error, "a tenant never learns the internal address"
         assert stack.receiver.received == []
+
+
+async def test_a_connection_error_names_the_host_not_the_address_it_resolved_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_dns(monkeypatch, {"closed.example": ["127.0.0.1"]}, public=True)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'closed.db'}"
+    async with running_stack(
+        tmp_path, database, allow_private_callbacks=False, retry_schedule="60"
+    ) as stack:
+        port = free_port()  # nothing listens there
+        account = await stack.new_account("closed@example.com")
+        instance = await stack.connect(
+            account, **{"event.notification.callback.url": f"http://closed.example:{port}/events"}
+        )
+        await stack.upload(account, "/a.txt", b"a")
+
+        async def attempted() -> dict[str, Any] | None:
+            listed = await stack.deliveries(instance["id"])
+            return listed[0] if listed and listed[0]["attempts"] else None
+
+        error = (await eventually(attempted))["attempts"][0]["error"]
+        assert f"closed.example port {port}" in error and "refused" in error
+        assert "127.0.0.1" not in error
 
 
 async def test_internationalized_callback_hosts_are_sent_idna_encoded_or_refused_cleanly(
