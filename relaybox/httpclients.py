@@ -41,10 +41,7 @@ class ClientPool:
         count = max(1, math.ceil(concurrency / CONNECTIONS_PER_CLIENT))
         if not isinstance(verify, ssl.SSLContext):
             verify = httpx.create_ssl_context(verify=verify)  # one for all the clients
-        self.clients = [
-            httpx.AsyncClient(transport=_transport(verify, network_backend), **client_options)
-            for _ in range(count)
-        ]
+        self.clients = [_client(verify, network_backend, client_options) for _ in range(count)]
         self._turn = itertools.cycle(range(count))
 
     def client(self, key: int | None = None) -> httpx.AsyncClient:
@@ -61,20 +58,24 @@ class ClientPool:
             await client.aclose()
 
 
-def _transport(
-    verify: ssl.SSLContext, network_backend: httpcore.AsyncNetworkBackend | None
-) -> httpx.AsyncHTTPTransport:
+def _client(
+    verify: ssl.SSLContext,
+    network_backend: httpcore.AsyncNetworkBackend | None,
+    client_options: dict[str, Any],
+) -> httpx.AsyncClient:
     # Room for an uneven spread of keys; beyond it requests queue in their client.
     max_connections, max_keepalive = 2 * CONNECTIONS_PER_CLIENT, CONNECTIONS_PER_CLIENT
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
+    if network_backend is None:
+        return httpx.AsyncClient(verify=verify, limits=limits, **client_options)
+    # httpx has no option for it: its transport, with the pool it builds given the backend.
+    # (A client with its own transport takes no proxy from the environment.)
     transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    if network_backend is not None:
-        # httpx has no option for it: the same pool as httpx builds, with the backend.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=verify,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=network_backend,
-        )
-    return transport
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=verify,
+        max_connections=max_connections,
+        max_keepalive_connections=max_keepalive,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=network_backend,
+    )
+    return httpx.AsyncClient(transport=transport, **client_options)

@@ -69,11 +69,13 @@ class Runtime:
         }
         # Callbacks (one client per instance key, connecting through the SSRF guard) and
         # Dropbox calls (in turn), each sized for the requests the workers have in flight.
+        # No proxy from the environment for callbacks: a proxy would resolve and connect to
+        # their hosts itself, past the guard.
         http = ClientPool(
             settings.delivery_concurrency,
             verify=callback_tls(settings),
             network_backend=GuardedBackend(allow_private=settings.allow_private_callbacks),
-            **options,
+            **{**options, "trust_env": False},
         )
         dropbox_http = ClientPool(settings.pass_concurrency, **options)
         urls = DropboxURLs(
