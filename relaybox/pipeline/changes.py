@@ -79,6 +79,9 @@ class Claimed:
     configuration: dict[str, Any]
     expires_at: datetime | None
 
+    def __str__(self) -> str:  # what a log line names: never the secrets
+        return f"pass of instance {self.instance_id}"
+
 
 async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
     """Lease instances that have a pass pending, oldest request first.

@@ -72,6 +72,9 @@ class Claimed:
     configuration: dict[str, Any]
     secrets_enc: str
 
+    def __str__(self) -> str:  # what a log line names: never the body or the secrets
+        return f"notification {self.notification_id} of instance {self.instance_id}"
+
 
 async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
     """Lease due notifications of active subscriptions, with what their attempts need.
