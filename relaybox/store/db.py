@@ -107,9 +107,30 @@ def _current_heads(connection: Connection) -> tuple[set[str], set[str]]:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending migration (idempotent)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    """Apply every pending migration (idempotent).
+
+    SQLite alters a table in batch mode by copying it and dropping the original; with
+    foreign keys enforced that drop would cascade to every row referring to it (an
+    instance's index, events and notifications). So on SQLite the migrations run with
+    foreign keys off (a pragma that only takes effect outside a transaction), are checked
+    with `foreign_key_check` before the commit, and the connection gets them back after.
+    """
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+        return
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                if broken is not None:
+                    raise RuntimeError(f"a migration broke a foreign key: {tuple(broken)}")
+        finally:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await connection.commit()
 
 
 async def migrations_current(engine: AsyncEngine) -> bool:

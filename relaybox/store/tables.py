@@ -20,7 +20,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -90,10 +89,14 @@ class Instance(Base):
     """A connector instance: one provider account connected by one organization."""
 
     __tablename__ = "instances"
-    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_instances_org_name"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    # Who created it (the answer's `user`); NULL once that user is gone.
+    user_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL", name="fk_instances_user_id")
+    )
+    # Not unique: Open Connectors clients give every instance the same name (SPEC section 9).
     name: Mapped[str] = mapped_column(String(200))
     element_key: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
