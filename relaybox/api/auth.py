@@ -1,4 +1,5 @@
-"""The `Authorization: User <secret>, Organization <secret>` (or `, Element <token>`) header."""
+"""The `Authorization` header: `User <secret>` with `Organization <secret>`, `Element <token>`
+or both, the parts in any order (SPEC section 9)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from relaybox.store import tables
 from relaybox.store.db import transaction
 
 MAX_HEADER = 1024
+FORMS = (
+    frozenset({"User", "Organization"}),
+    frozenset({"User", "Element"}),
+    frozenset({"User", "Organization", "Element"}),
+)
+"""The accepted sets of parts; their order in the header does not matter."""
 
 
 @dataclass(frozen=True)
@@ -76,15 +83,19 @@ async def _authenticate(request: Request) -> Principal:
 
 
 async def principal_for(runtime: Runtime, header: str) -> Principal:
-    """The caller named by an Authorization value (the API's header, the console's session)."""
+    """The caller named by an Authorization value (the API's header, the console's session).
+
+    Every secret given is checked: a wrong Organization secret is refused even beside a
+    valid Element token. An Element part limits the caller to that instance, which must
+    belong to the user's organization (otherwise the credentials do not belong together:
+    401). Secrets are found by their hash and compared in constant time.
+    """
     if not header or len(header) > MAX_HEADER:
         raise unauthorized()
     parts = parse_header(header)
-    user_secret = parts.get("User")
-    if not user_secret or not (
-        set(parts) == {"User", "Organization"} or set(parts) == {"User", "Element"}
-    ):
+    if frozenset(parts) not in FORMS:
         raise unauthorized()
+    user_secret = parts["User"]
     async with transaction(runtime.sessions) as session:
         user = await session.scalar(
             select(tables.User).where(tables.User.secret_hash == secret_hash(user_secret))
@@ -95,16 +106,16 @@ async def principal_for(runtime: Runtime, header: str) -> Principal:
             org = await session.get(tables.Organization, user.org_id)
             if org is None or not same_secret(parts["Organization"], org.secret_hash):
                 raise unauthorized("invalid credentials")
+        if "Element" not in parts:
             return Principal(user.org_id, user.id)
+        token = parts["Element"]
         instance = await session.scalar(
-            select(tables.Instance).where(
-                tables.Instance.token_hash == secret_hash(parts["Element"])
-            )
+            select(tables.Instance).where(tables.Instance.token_hash == secret_hash(token))
         )
         if (
             instance is None
             or instance.org_id != user.org_id
-            or not same_secret(parts["Element"], instance.token_hash)
+            or not same_secret(token, instance.token_hash)
         ):
             raise unauthorized("invalid credentials")
         return Principal(user.org_id, user.id, instance.id)

@@ -20,8 +20,6 @@ import pytest
 from tests.compat.anchor import authorization, created
 from tests.support.stack import Stack, running_stack
 
-ISSUE = "issue 11: the three-part `User, Organization, Element` header is not accepted"
-
 
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Stack, Any, Any]]:
@@ -55,15 +53,9 @@ async def test_user_and_organization_in_any_order(
     [
         ("User", "Element"),
         ("Element", "User"),
-        pytest.param(
-            ("User", "Organization", "Element"), marks=pytest.mark.xfail(strict=True, reason=ISSUE)
-        ),
-        pytest.param(
-            ("Element", "Organization", "User"), marks=pytest.mark.xfail(strict=True, reason=ISSUE)
-        ),
-        pytest.param(
-            ("Organization", "Element", "User"), marks=pytest.mark.xfail(strict=True, reason=ISSUE)
-        ),
+        ("User", "Organization", "Element"),
+        ("Element", "Organization", "User"),
+        ("Organization", "Element", "User"),
     ],
 )
 async def test_element_forms_reach_their_instance_only(
@@ -88,7 +80,6 @@ async def test_element_forms_reach_their_instance_only(
     assert [i["id"] for i in listed.json()] == [first["id"]]
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE)
 async def test_three_part_header_reads_the_instances_events(pair: tuple[Stack, Any, Any]) -> None:
     """churros src/test/platform/events/events.js calls `GET instances/{id}/events` with the
     three-part header that src/core/provisioner.js set after creating the instance."""

@@ -49,6 +49,8 @@ async def test_an_address_with_too_many_failures_gets_429_and_others_do_not(
             assert await console_opens(attacker, stack.relaybox, cookie)
             element = {"Authorization": "User test-user-secret, Element nope"}
             assert (await attacker.get(f"{url}/1", headers=element)).status_code == 429
+            three_part = {"Authorization": f"{CREDENTIAL}, Element nope"}
+            assert (await attacker.get(f"{url}/1", headers=three_part)).status_code == 429
             wrong = await sign_in(attacker, stack.relaybox, BAD["Authorization"])
             assert wrong.status_code == 429 and "Too many failed sign-ins" in wrong.text
 
