@@ -1,4 +1,9 @@
-"""`/elements/api-v2/elements/{key}/oauth/url`: where to send a user to connect an account."""
+"""`/elements/api-v2/elements/{key}/oauth/url`: where to send a user to connect an account.
+
+It answers without credentials, as the anchor documents it (SPEC section 9): the URL is
+built from the query alone and reveals nothing of any organization, so an Authorization
+header, when sent, is not read.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from relaybox.api.auth import Caller
 from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
 from relaybox.connectors.dropbox.client import authorize_url
@@ -19,7 +23,6 @@ router = APIRouter(prefix="/elements/api-v2/elements", tags=["elements"])
 async def oauth_url(
     element_key: str,
     request: Request,
-    _: Caller,
     api_key: str = Query(alias="apiKey", min_length=1, max_length=512),
     api_secret: str | None = Query(default=None, alias="apiSecret", max_length=512),
     callback_url: str | None = Query(default=None, alias="callbackUrl", max_length=2048),

@@ -1,4 +1,5 @@
-"""The error answers of the platform API: `{"requestId", "message"}` with the status."""
+"""The error answers of the platform API: `{"requestId", "message"}` with the status, and
+`providerMessage` (the provider's own words) when the provider refused (SPEC section 9)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from relaybox.core.errors import Conflict, InvalidInput, NotFound
+from relaybox.core.errors import Conflict, InvalidInput, NotFound, ProviderRefused
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,11 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_content(message: str) -> dict[str, str]:
-    return {"requestId": uuid.uuid4().hex, "message": message}
+def error_content(message: str, provider_message: str | None = None) -> dict[str, str]:
+    content = {"requestId": uuid.uuid4().hex, "message": message}
+    if provider_message:
+        content["providerMessage"] = provider_message
+    return content
 
 
 def error_body(message: str) -> bytes:
@@ -34,9 +38,14 @@ def error_body(message: str) -> bytes:
 
 
 def error_response(
-    status: int, message: str, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    provider_message: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_content(message), status_code=status, headers=headers)
+    content = error_content(message, provider_message)
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def input_message(exc: InvalidInput) -> str:
@@ -52,7 +61,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return error_response(400, input_message(exc))
+        said = exc.provider_message if isinstance(exc, ProviderRefused) else None
+        return error_response(400, input_message(exc), provider_message=said)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

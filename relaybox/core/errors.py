@@ -9,8 +9,10 @@ tell it apart from its parent.
     ├── NotFound                no such object (for this caller); the API answers 404
     ├── Conflict                clashes with the current state; the API answers 409
     └── InvalidInput            bad input; the API answers 400
-        └── InvalidCallbackURL  the callback URL is malformed or not allowed
-            └── BlockedAddress  its host resolves to a non-public address
+        ├── InvalidCallbackURL  the callback URL is malformed or not allowed
+        │   └── BlockedAddress  its host resolves to a non-public address
+        └── ProviderRefused     the provider refused what the input named (an OAuth code);
+                                the API adds the provider's words as `providerMessage`
 
 `InvalidInput` is also a `ValueError`, so raising it inside a pydantic
 validator turns into an ordinary validation error. Its message reads on its
@@ -26,6 +28,7 @@ __all__ = [
     "BlockedAddress",
     "InvalidCallbackURL",
     "InvalidInput",
+    "ProviderRefused",
     "RelayboxError",
 ]
 
@@ -88,6 +91,19 @@ class BlockedAddress(InvalidCallbackURL):
         self.reason = reason
 
 
+class ProviderRefused(InvalidInput):
+    """The provider refused an input passed on to it, such as an OAuth code to exchange.
+
+    `provider_message` holds the provider's own words (`ProviderError.provider_message`)
+    when it gave any; the API answers them as `providerMessage` beside `message`."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, provider_message: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.provider_message = provider_message
+
+
 # --- Provider (connector) errors -------------------------------------------------------
 #
 #    RelayboxError
@@ -101,11 +117,18 @@ class BlockedAddress(InvalidCallbackURL):
 
 
 class ProviderError(RelayboxError):
-    """The provider answered with an error; `status` is its HTTP status (None: no answer)."""
+    """The provider answered with an error; `status` is its HTTP status (None: no answer).
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    `provider_message` is what the provider itself said about it (for Dropbox the OAuth
+    `error` and `error_description`, or an API call's `error_summary`), None when it said
+    nothing (no answer at all)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, provider_message: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.provider_message = provider_message
 
 
 class ProviderAuthError(ProviderError):
@@ -123,8 +146,15 @@ class CursorReset(ProviderError):
 class RateLimited(ProviderError):
     """Too many requests; wait `retry_after` seconds before the next call."""
 
-    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
-        super().__init__(message, status=status)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        status: int | None = 429,
+        provider_message: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, provider_message=provider_message)
         self.retry_after = retry_after
 
 

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.dropbox.client import TokenSet
 from relaybox.core.clock import iso, iso_or_none, utcnow
-from relaybox.core.errors import Conflict, InvalidInput, NotFound, ProviderError
+from relaybox.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ProviderError,
+    ProviderRefused,
+)
 from relaybox.core.instance_config import InstanceConfig, parse_config
 from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
@@ -326,17 +332,20 @@ class InstanceService:
                 redirect_uri=config.oauth_callback_url,
             )
         except ProviderError as exc:
-            raise InvalidInput(
+            raise ProviderRefused(
                 f"providerData.code: Dropbox refused the code exchange: {exc.message}",
                 field="providerData.code",
+                provider_message=exc.provider_message,
             ) from None
 
     async def _account(self, access_token: str) -> str:
         try:
             account = await self.runtime.dropbox.get_current_account(access_token)
         except ProviderError as exc:
-            raise InvalidInput(
-                f"Dropbox refused the account lookup: {exc.message}", field="providerData.code"
+            raise ProviderRefused(
+                f"Dropbox refused the account lookup: {exc.message}",
+                field="providerData.code",
+                provider_message=exc.provider_message,
             ) from None
         return str(account["account_id"])
 
@@ -357,8 +366,10 @@ class InstanceService:
                 page = await client.list_folder_continue(access_token, page["cursor"])
                 entries.extend(page["entries"])
         except ProviderError as exc:
-            raise InvalidInput(
-                f"Dropbox refused listing the account: {exc.message}", field="providerData.code"
+            raise ProviderRefused(
+                f"Dropbox refused listing the account: {exc.message}",
+                field="providerData.code",
+                provider_message=exc.provider_message,
             ) from None
         return Listing(str(page["cursor"]), entries, complete=not page.get("has_more"))
 

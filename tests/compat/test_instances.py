@@ -326,7 +326,6 @@ async def test_reprovision_with_a_new_code(tmp_path: Path, database_url: str, me
         assert read.json()["valid"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the OAuth URL helper requires credentials")
 async def test_oauth_url_without_credentials(tmp_path: Path, database_url: str) -> None:
     """devportal _includes/Elements/dropbox/authenticate.md ("Getting a Redirect URL", Example
     cURL) calls `GET /elements/dropbox/oauth/url?apiKey=&apiSecret=&callbackUrl=&state=`
@@ -368,7 +367,6 @@ async def test_error_body(tmp_path: Path, database_url: str) -> None:
         assert missing.json()["message"] and missing.json()["requestId"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: error bodies lack `providerMessage`")
 async def test_refused_code_names_the_provider_message(tmp_path: Path, database_url: str) -> None:
     """devportal _includes/error-codes.md: when the provider refused, the body carries the
     provider's own words in `providerMessage` beside `message` and `requestId`."""

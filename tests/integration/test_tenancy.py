@@ -1,7 +1,10 @@
 """Tenancy: two organizations, every platform endpoint called with the other one's ids and
-tokens. Everything foreign is 404 exactly like something that does not exist (or 401 for
-credentials that do not belong together), and no answer carries the other organization's
-names, account ids, notification ids, tokens or secrets (SPEC sections 1 and 8)."""
+tokens, with each credential form: `User, Organization`, `User, Element` and the three-part
+`User, Organization, Element` (SPEC section 9). Everything foreign is 404 exactly like
+something that does not exist (or 401 for credentials that do not belong together), and no
+answer carries the other organization's names, account ids, notification ids, tokens or
+secrets (SPEC sections 1 and 8). The OAuth URL helper answers without credentials and the
+same to everyone."""
 
 from __future__ import annotations
 
@@ -39,6 +42,11 @@ class Tenant:
     def element_auth(self) -> dict[str, str]:
         token = self.instance["token"]
         return {"Authorization": f"User {self.user_secret}, Element {token}"}
+
+    @property
+    def three_part_auth(self) -> dict[str, str]:
+        """`User, Organization, Element`, as churros sends it after creating an instance."""
+        return {"Authorization": f"{self.auth['Authorization']}, Element {self.instance['token']}"}
 
     def secrets(self, stack: Stack) -> list[str]:
         """Strings that must never reach another organization."""
@@ -165,7 +173,28 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
             ("alpha element", alpha.element_auth, alpha, bravo, {alpha.id}, sibling.secrets(stack)),
             ("alpha element, own org", alpha.element_auth, alpha, sibling, {alpha.id}, []),
             ("bravo element", bravo.element_auth, bravo, alpha, {bravo.id}, sibling.secrets(stack)),
+            (
+                "alpha 3-part",
+                alpha.three_part_auth,
+                alpha,
+                bravo,
+                {alpha.id},
+                sibling.secrets(stack),
+            ),
+            ("alpha 3-part, own org", alpha.three_part_auth, alpha, sibling, {alpha.id}, []),
+            (
+                "bravo 3-part",
+                bravo.three_part_auth,
+                bravo,
+                alpha,
+                {bravo.id},
+                sibling.secrets(stack),
+            ),
         ]
+        anonymous_oauth = await stack.http.get(
+            f"{stack.api}/elements/dropbox/oauth/url", params={"apiKey": "k"}
+        )
+        assert anonymous_oauth.status_code == 200, anonymous_oauth.text
         for label, auth, own, other, visible, also_hidden in callers:
             hidden = [*other.secrets(stack), *also_hidden]
             if other is bravo:
@@ -186,7 +215,7 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
                     absent.json()["message"], *ids
                 ), where
                 answers.append(answer)
-            if auth is alpha.element_auth:
+            if auth in (alpha.element_auth, alpha.three_part_auth):
                 mine = await stack.http.get(f"{stack.api}/instances/{alpha.id}", headers=auth)
                 assert mine.status_code == 200
                 create = await stack.http.post(
@@ -214,6 +243,7 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
                 f"{stack.api}/elements/dropbox/oauth/url", headers=auth, params={"apiKey": "k"}
             )
             assert oauth.status_code == 200
+            assert oauth.json() == anonymous_oauth.json(), label  # nothing of the caller's
             answers.append(oauth)
 
             for answer in answers:
@@ -224,22 +254,33 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
 
         # Credentials that do not belong together are refused outright (401), from their
         # own address so the failed-authentication limit of the other calls is not touched.
+        # Every part given is checked, the Organization secret beside an Element token too.
+        alpha_org = AUTH["Authorization"].split()[-1]
         mixed = [
+            f"User {USER_SECRET}, Organization {alpha_org}, Element {bravo.instance['token']}",
+            f"Element {bravo.instance['token']}, User {USER_SECRET}, Organization {alpha_org}",
+            f"User {USER_SECRET}, Organization {bravo_org.org_secret}, "
+            f"Element {alpha.instance['token']}",
+            f"User {bravo_org.user_secret}, Organization {bravo_org.org_secret}, "
+            f"Element {alpha.instance['token']}",
+            f"User {USER_SECRET}, Organization {alpha_org}, Element {alpha_org}",
             f"User {USER_SECRET}, Organization {bravo_org.org_secret}",
-            f"User {bravo_org.user_secret}, Organization {AUTH['Authorization'].split()[-1]}",
+            f"User {bravo_org.user_secret}, Organization {alpha_org}",
             f"User {USER_SECRET}, Element {bravo.instance['token']}",
             f"User {bravo_org.user_secret}, Element {alpha.instance['token']}",
             f"User {bravo_org.user_secret}, Element {sibling.instance['token']}",
             f"User {alpha.instance['token']}, Organization {bravo_org.org_secret}",
         ]
-        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.3")
-        async with httpx.AsyncClient(transport=transport, timeout=10) as other_address:
-            paths = ("/instances", f"/instances/{bravo.id}", f"/instances/{alpha.id}")
-            for number, value in enumerate(mixed):
-                path = paths[number % len(paths)]
+        paths = ("/instances", f"/instances/{bravo.id}", f"/instances/{alpha.id}")
+        for number, value in enumerate(mixed):
+            path = paths[number % len(paths)]
+            # A few failures per address: under the limit (FAILURE_LIMIT), never a 429.
+            address = f"127.0.0.{3 + number // 5}"
+            transport = httpx.AsyncHTTPTransport(local_address=address)
+            async with httpx.AsyncClient(transport=transport, timeout=10) as other_address:
                 answer = await other_address.get(stack.api + path, headers={"Authorization": value})
-                assert answer.status_code == 401, (value, path, answer.text)
-                for secret in alpha.secrets(stack) + bravo.secrets(stack):
-                    assert secret not in answer.text
+            assert answer.status_code == 401, (value, path, answer.text)
+            for secret in alpha.secrets(stack) + bravo.secrets(stack):
+                assert secret not in answer.text
 
         assert await _state(stack) == before, "a foreign call changed something"

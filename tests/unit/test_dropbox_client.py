@@ -12,6 +12,7 @@ from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
+    ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
@@ -127,6 +128,7 @@ async def test_refresh_failure_is_an_auth_error_naming_dropbox_answer() -> None:
     with pytest.raises(ProviderAuthError) as raised:
         await client(lambda _: answer, seen).refresh(refresh_token="r", app_key="k", app_secret="s")
     assert "invalid_grant" in raised.value.message
+    assert raised.value.provider_message == "invalid_grant: refresh token is invalid or revoked"
     form = dict(x.split("=") for x in seen[0].content.decode().split("&"))
     assert form == {
         "grant_type": "refresh_token",
@@ -155,3 +157,42 @@ async def test_retry_after_is_bounded(header: str, expected: float) -> None:
     with pytest.raises(RateLimited) as raised:
         await client(lambda _: answer, seen).get_current_account("t")
     assert raised.value.retry_after == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (error(409, {"error_summary": "path/not_found/..", "error": {".tag": "path"}}), "path/"),
+        (httpx.Response(400, text="Error in call to API function: bad cursor"), "bad cursor"),
+        (error(401, {"error_summary": "invalid_access_token/..", "error": {}}), "invalid_access"),
+        (error(429, {"error_summary": "too_many_requests/..", "error": {}}), "too_many_requests"),
+    ],
+)
+async def test_errors_carry_the_providers_own_words(answer: httpx.Response, said: str) -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(ProviderError) as raised:
+        await client(lambda _: answer, seen).list_folder_continue("token", "cursor")
+    assert raised.value.provider_message is not None
+    assert said in raised.value.provider_message
+
+
+async def test_a_refused_code_names_dropbox_error_and_description() -> None:
+    seen: list[httpx.Request] = []
+    refused = error(
+        400, {"error": "invalid_grant", "error_description": "code doesn't exist or has expired"}
+    )
+    with pytest.raises(ProviderAuthError) as raised:
+        await client(lambda _: refused, seen).exchange_code(
+            code="c", app_key="k", app_secret="s", redirect_uri=None
+        )
+    assert raised.value.provider_message == "invalid_grant: code doesn't exist or has expired"
+    lost: list[httpx.Request] = []
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(ProviderUnavailable) as no_answer:
+        await client(unreachable, lost).exchange_code(
+            code="c", app_key="k", app_secret="s", redirect_uri=None
+        )
+    assert no_answer.value.provider_message is None

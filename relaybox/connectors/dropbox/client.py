@@ -128,9 +128,11 @@ class DropboxClient:
             error = str(body.get("error", "")) if body else ""
             description = str(body.get("error_description", "")) if body else response.text
             message = f"Dropbox refused the token request: {error or response.text[:200]}"
+            said = error or response.text[:200]
             if description and description != error:
                 message += f" ({description[:200]})"
-            raise ProviderAuthError(message, status=400)
+                said = f"{error}: {description[:200]}" if error else description[:200]
+            raise ProviderAuthError(message, status=400, provider_message=said or None)
         data = self._check(response, "oauth2/token")
         expires_in = data.get("expires_in")
         expires_at = (
@@ -212,22 +214,36 @@ class DropboxClient:
             return data if data is not None else {}
         body = _json_or_none(response)
         summary = str(body.get("error_summary", "")) if body else ""
+        said = summary or response.text[:300] or None  # the provider's words, as it put them
         if status == 401:
             tag = _error_tag(body)
             if tag == "expired_access_token":
-                raise TokenExpired(f"{route}: access token expired", status=401)
-            raise ProviderAuthError(f"{route}: Dropbox refused the credentials ({tag})", status=401)
+                raise TokenExpired(
+                    f"{route}: access token expired", status=401, provider_message=said
+                )
+            raise ProviderAuthError(
+                f"{route}: Dropbox refused the credentials ({tag})",
+                status=401,
+                provider_message=said,
+            )
         if status == 409 and summary.startswith("reset"):
-            raise CursorReset(f"{route}: cursor reset", status=409)
+            raise CursorReset(f"{route}: cursor reset", status=409, provider_message=said)
         if status == 429:
             raise RateLimited(
-                f"{route}: rate limited", retry_after=_retry_after(response, body), status=429
+                f"{route}: rate limited",
+                retry_after=_retry_after(response, body),
+                status=429,
+                provider_message=said,
             )
         if status >= 500:
-            raise ProviderUnavailable(f"{route}: Dropbox answered {status}", status=status)
+            raise ProviderUnavailable(
+                f"{route}: Dropbox answered {status}", status=status, provider_message=said
+            )
         detail = summary or response.text[:300]
         log.warning("Dropbox rejected %s with %s: %s", route, status, detail)
-        raise ProviderRejected(f"{route}: Dropbox answered {status}: {detail}", status=status)
+        raise ProviderRejected(
+            f"{route}: Dropbox answered {status}: {detail}", status=status, provider_message=said
+        )
 
 
 def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
