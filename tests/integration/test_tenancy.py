@@ -103,6 +103,12 @@ def _calls(x: int, event: int, delivery: str, own: int) -> list[tuple[str, str, 
         ("POST", f"/instances/{x}/deliveries/{delivery}/redeliver", {}),
         ("POST", f"/instances/{own}/deliveries/{delivery}/redeliver", {}),
         ("PUT", f"/instances/{x}/events/subscription", {"json": {"active": False}}),
+        # SPEC 9's instance endpoints (issue 11): covered here as they land.
+        ("DELETE", f"/instances/{x}/enabled", {}),
+        ("PUT", f"/instances/{x}/enabled", {}),
+        ("GET", f"/instances/{x}/configuration", {}),
+        ("GET", f"/instances/{x}/configuration/1", {}),
+        ("PATCH", f"/instances/{x}/configuration/1", {"json": {"propertyValue": "stolen"}}),
     ]
 
 
@@ -114,7 +120,8 @@ def _shape(message: str, *ids: object) -> str:
 
 
 async def _state(stack: Stack) -> list[tuple[Any, ...]]:
-    """What a foreign call must not change: names, subscriptions, deliveries, attempts."""
+    """What a foreign call must not change: names, configuration, tags, the enabled and
+    events flags, subscriptions, secrets, deliveries, attempts."""
     runtime = await Runtime.start(stack.settings, migrate=False)
     try:
         async with transaction(runtime.sessions) as session:
@@ -123,6 +130,10 @@ async def _state(stack: Stack) -> list[tuple[Any, ...]]:
                     select(
                         tables.Instance.id,
                         tables.Instance.name,
+                        tables.Instance.configuration,
+                        tables.Instance.tags,
+                        tables.Instance.disabled,
+                        tables.Instance.events_enabled,
                         tables.Instance.subscription_active,
                         tables.Instance.secrets_enc,
                     ).order_by(tables.Instance.id)
@@ -227,6 +238,10 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
             # The organization-wide lists show only what the caller may see.
             listed = await stack.http.get(f"{stack.api}/instances", headers=auth)
             assert {i["id"] for i in listed.json()} == visible, label
+            by_key = await stack.http.get(f"{stack.api}/elements/dropbox/instances", headers=auth)
+            if by_key.status_code != 404:  # SPEC 9's list by element key, once it lands
+                assert {i["id"] for i in by_key.json()} == visible, label
+                answers.append(by_key)
             for params in ({}, {"status": "delivered"}, {"pageSize": 500}):
                 events = await stack.http.get(
                     f"{stack.api}/instances/events", headers=auth, params=params
