@@ -22,6 +22,7 @@ from relaybox.crypto import load_or_create_key
 
 if TYPE_CHECKING:
     from relaybox.runtime import Runtime
+    from relaybox.sandbox_serving import Exposure
 
 T = TypeVar("T")
 
@@ -73,6 +74,10 @@ def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
     sandbox: Annotated[bool, typer.Option(help="Mount the Dropbox sandbox and use it.")] = False,
+    sandbox_public: Annotated[
+        bool,
+        typer.Option(help="Allow --sandbox beyond loopback; its control API then needs a token."),
+    ] = False,
     workers: Annotated[bool, typer.Option(help="Run the background workers here.")] = True,
 ) -> None:
     """Run the API, the receiver and (unless --no-workers) the workers in one process."""
@@ -81,7 +86,7 @@ def serve(
     mounts: dict[str, Any] = {}
     on_ready = on_stop = None
     if sandbox:
-        settings, mounts, on_ready, on_stop = _with_sandbox(settings)
+        settings, mounts, on_ready, on_stop = _with_sandbox(settings, host, sandbox_public)
     from relaybox.app import create_app
 
     async def ready(server: Any) -> None:
@@ -117,10 +122,16 @@ def sandbox_app_secret(settings: Settings) -> str:
     return hmac.new(key.encode(), b"sandbox app secret", hashlib.sha256).hexdigest()[:32]
 
 
-def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any, Any]:
+def _with_sandbox(
+    settings: Settings, host: str, public: bool
+) -> tuple[Settings, dict[str, Any], Any, Any]:
     """Point every Dropbox URL at the mounted sandbox and seed its app and account."""
+    from relaybox import sandbox_serving as serving
     from relaybox.sandbox.app import create_app as create_sandbox
 
+    exposed = _sandbox_exposure(
+        host, public, settings, "--sandbox-public", [serving.url_host(settings.public_url)]
+    )
     base = settings.public_url.rstrip("/") + "/sandbox"
     settings = settings.model_copy(
         update={
@@ -128,10 +139,12 @@ def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any, An
             "dropbox_content_url": base,
             "dropbox_notify_url": base,
             "dropbox_www_url": base,
-            "allow_private_callbacks": True,
+            "allow_private_callbacks": serving.allow_private_callbacks(settings, exposed),
         }
     )
-    sandbox_app = create_sandbox(state_file=settings.data_dir / "sandbox.json")
+    sandbox_app = create_sandbox(
+        state_file=settings.data_dir / "sandbox.json", access=exposed.access
+    )
     app_secret = sandbox_app_secret(settings)
 
     async def on_ready(_: Any) -> None:
@@ -143,13 +156,26 @@ def _with_sandbox(settings: Settings) -> tuple[Settings, dict[str, Any], Any, An
             "\nDropbox sandbox mounted at "
             f"{base}\n  app key:    {SANDBOX_APP_KEY}\n  app secret: {app_secret}\n"
             f"  account:    {account.account_id} ({SANDBOX_EMAIL})\n"
-            f"  files page: {base}/_sandbox/ui\n"
+            + (serving.token_lines(exposed, base) or f"  files page: {base}/_sandbox/ui\n")
         )
 
     async def on_stop(_: Any) -> None:
         await sandbox_app.state.sandbox.aclose()
 
-    return settings, {"/sandbox": sandbox_app}, on_ready, on_stop
+    return settings, {"/sandbox": serving.secure(sandbox_app, exposed)}, on_ready, on_stop
+
+
+def _sandbox_exposure(
+    host: str, public: bool, settings: Settings, flag: str, names: list[str]
+) -> Exposure:
+    """The sandbox's exposure; a refused one exits 2 with the reason."""
+    from relaybox.sandbox_serving import SandboxRefused, exposure
+
+    try:
+        return exposure(host, public=public, settings=settings, flag=flag, names=names)
+    except SandboxRefused as exc:
+        typer.echo(f"relaybox: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -171,8 +197,12 @@ def demo(
     from relaybox.demo import run_demo
 
     settings = Settings()
+    token = settings.sandbox_token
     account = httpx.post(
-        f"{url.rstrip('/')}/sandbox/_sandbox/accounts", json={"email": SANDBOX_EMAIL}, timeout=10
+        f"{url.rstrip('/')}/sandbox/_sandbox/accounts",
+        json={"email": SANDBOX_EMAIL},
+        headers={"Authorization": f"Bearer {token}"} if token else None,
+        timeout=10,
     )
     account.raise_for_status()
     with contextlib.suppress(KeyboardInterrupt):
@@ -186,6 +216,7 @@ def demo(
                 port=port,
                 changes=changes,
                 show=typer.echo,
+                sandbox_token=token,
             )
         )
 
@@ -221,13 +252,27 @@ def sandbox_command(
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     state_file: Annotated[Path | None, typer.Option(help="Keep the sandbox state here.")] = None,
+    public: Annotated[
+        bool, typer.Option(help="Allow a host beyond loopback; the control API then needs a token.")
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A further host name clients reach it by (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run the Dropbox sandbox alone."""
+    """Run the Dropbox sandbox alone (on loopback unless --public)."""
     _logging()
+    from relaybox import sandbox_serving as serving
     from relaybox.sandbox.app import create_app as create_sandbox
 
+    exposed = _sandbox_exposure(host, public, Settings(), "--public", allowed_host or [])
+    sandbox_app = create_sandbox(state_file=state_file, access=exposed.access)
+    scheme = "https" if ssl_certfile else "http"
+    lines = serving.token_lines(exposed, f"{scheme}://{host}:{port}")
+    if lines:
+        typer.echo(f"Dropbox sandbox\n{lines}")
     uvicorn.run(
-        create_sandbox(state_file=state_file),
+        serving.secure(sandbox_app, exposed),
         host=host,
         port=port,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     dropbox_www_url: str = "https://www.dropbox.com"
 
     allow_private_callbacks: bool = False
+    # The sandbox's control API token (`/_sandbox/...`): required when set; a sandbox served
+    # beyond loopback (`--sandbox-public`) generates and prints one when this is unset.
+    sandbox_token: str | None = None
     # A PEM file of the CA certificates HTTPS callback URLs are verified against, instead of
     # the default ones (for endpoints behind a private CA). Unset: the default ones.
     callback_ca_bundle: Path | None = None

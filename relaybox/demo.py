@@ -104,7 +104,9 @@ async def connect(
     return dict(created.json())
 
 
-async def make_changes(http: httpx.AsyncClient, sandbox: str, account: str) -> None:
+async def make_changes(
+    http: httpx.AsyncClient, sandbox: str, account: str, token: str | None = None
+) -> None:
     control = f"{sandbox}/_sandbox/accounts/{account}"
     folder = f"/demo-{secrets.token_hex(2)}"
     steps: list[httpx.Request] = [
@@ -125,6 +127,8 @@ async def make_changes(http: httpx.AsyncClient, sandbox: str, account: str) -> N
         http.build_request("DELETE", f"{control}/files", params={"path": folder}),
     ]
     for step in steps:
+        if token:  # the sandbox's control API token (`serve --sandbox-public`)
+            step.headers["Authorization"] = f"Bearer {token}"
         await asyncio.sleep(1.5)
         (await http.send(step)).raise_for_status()
 
@@ -139,6 +143,7 @@ async def run_demo(
     port: int,
     changes: bool,
     show: Callable[[str], None],
+    sandbox_token: str | None = None,
 ) -> None:
     signature_key = secrets.token_urlsafe(16)
     server = uvicorn.Server(
@@ -162,5 +167,5 @@ async def run_demo(
         show(f"instance {instance['id']} connected to {account}; events go to port {port}")
         show(f"change files at {sandbox}/_sandbox/ui and watch them arrive here (Ctrl+C stops)")
         if changes:
-            await make_changes(http, sandbox, account)
+            await make_changes(http, sandbox, account, sandbox_token)
     await task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaybox.api.errors import error_body
@@ -11,18 +13,26 @@ MAX_BODY = 1024 * 1024
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        exempt: tuple[str, ...] = (),
+        limit_for: Callable[[Scope], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt = exempt  # path prefixes of mounted apps that keep their own limits
+        self.limit_for = limit_for  # a request's own limit, when routes differ (the sandbox's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.exempt or ("\0",)):
             await self.app(scope, receive, send)
             return
+        max_bytes = self.max_bytes if self.limit_for is None else self.limit_for(scope)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+                await self._reject(send, max_bytes)
                 return
         seen = 0
         started = False
@@ -32,7 +42,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise BodyTooLarge
             return message
 
@@ -46,10 +56,10 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, max_bytes)
 
-    async def _reject(self, send: Send) -> None:
-        body = error_body(f"body: larger than {self.max_bytes} bytes")
+    async def _reject(self, send: Send, max_bytes: int) -> None:
+        body = error_body(f"body: larger than {max_bytes} bytes")
         await send(
             {
                 "type": "http.response.start",

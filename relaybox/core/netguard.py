@@ -79,6 +79,8 @@ _IPV6_CLASSES: tuple[tuple[_IPv6Net, str], ...] = tuple(
     )
 )
 
+_LOOPBACK = ("loopback", "IPv4-mapped loopback")
+
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -212,8 +214,10 @@ def wire_target(url: str) -> tuple[str, int]:
         ) from None
 
 
-def check_resolved(host: str, addresses: Iterable[str]) -> None:
-    """Refuse `host` unless every address it resolved to is public.
+def check_resolved(host: str, addresses: Iterable[str], *, allow_loopback: bool = False) -> None:
+    """Refuse `host` unless every address it resolved to is public (or, with
+    `allow_loopback`, a loopback address: the sandbox's webhooks to the relaybox
+    beside it on the same machine).
 
     Raises `BlockedAddress` for the first blocked address; its message names
     the host and the address's class but not the address, so a tenant learns
@@ -228,7 +232,7 @@ def check_resolved(host: str, addresses: Iterable[str]) -> None:
             reason = blocked_reason(address)
         except ValueError:
             reason = "not an IP address"
-        if reason is not None:
+        if reason is not None and not (allow_loopback and reason in _LOOPBACK):
             raise BlockedAddress(host=host, address=address, reason=reason)
     if not seen:
         raise InvalidCallbackURL(f"callback URL host {host!r} did not resolve to any address")

@@ -6,6 +6,10 @@ work. Mounted inside another Starlette/FastAPI app (``relaybox serve
 lifespan: background tasks then start on first use on the running loop, and
 the parent should ``await app.state.sandbox.aclose()`` when it shuts down.
 Self-links are built from ``scope["root_path"]``, so either way works.
+
+``access`` says which Host names it answers for and whether its control API
+needs a token (``access.py``); without one (tests, embedding) every Host is
+served. ``relaybox sandbox`` and ``relaybox serve --sandbox`` always give one.
 """
 
 import pathlib
@@ -13,18 +17,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from relaybox.sandbox import routes_api, routes_control, routes_oauth, ui
+from relaybox.sandbox.access import Access, AccessPolicy
 from relaybox.sandbox.state import Sandbox
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 
 
-def create_app(webhook_delay: float = 0.2, state_file: pathlib.Path | None = None) -> Starlette:
+def create_app(
+    webhook_delay: float = 0.2,
+    state_file: pathlib.Path | None = None,
+    access: AccessPolicy | None = None,
+) -> Starlette:
     """A new sandbox; its :class:`Sandbox` is ``app.state.sandbox``."""
     sandbox = Sandbox(webhook_delay=webhook_delay, state_file=state_file)
     templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -47,6 +57,7 @@ def create_app(webhook_delay: float = 0.2, state_file: pathlib.Path | None = Non
         *routes_control.routes(sandbox),
         *ui.routes(sandbox, templates),
     ]
-    app = Starlette(routes=route_list, lifespan=lifespan)
+    middleware = [Middleware(Access, policy=access)] if access is not None else []
+    app = Starlette(routes=route_list, lifespan=lifespan, middleware=middleware)
     app.state.sandbox = sandbox
     return app

@@ -26,6 +26,9 @@ from relaybox.sandbox.model import App
 from relaybox.sandbox.types import JSON
 
 LOG_SIZE = 1000
+REFUSED = (httpx.HTTPError, ValueError)
+"""What a failed send raises: httpx's errors, and ValueError from a transport that
+refuses the target (``relaybox serve --sandbox`` installs the callbacks' SSRF guard)."""
 USER_AGENT = "DropboxWebhooks/1.0"
 
 
@@ -59,7 +62,7 @@ class WebhookSender:
         self.notify_attempts = 8
         self.challenge_attempts = 30
         self.transport: httpx.AsyncBaseTransport | None = None
-        """Replace the network (tests use ``httpx.MockTransport``)."""
+        """Replace the network (tests use ``httpx.MockTransport``; relaybox, a guarded one)."""
         self.verify: ssl.SSLContext | bool = True
         """TLS verification of webhook URIs: True, False, or a context trusting a private CA."""
         self.log: deque[JSON] = deque(maxlen=LOG_SIZE)
@@ -157,7 +160,7 @@ class WebhookSender:
             try:
                 answer = await self._http().get(url)
                 status, text = answer.status_code, answer.text
-            except httpx.HTTPError as exc:
+            except REFUSED as exc:
                 error = f"{type(exc).__name__}: {exc}"
             ok = status == 200 and text == challenge
             self._record(
@@ -231,7 +234,7 @@ class WebhookSender:
             try:
                 answer = await self._http().post(app.webhook_uri, content=body, headers=headers)
                 status, text = answer.status_code, answer.text
-            except httpx.HTTPError as exc:
+            except REFUSED as exc:
                 error = f"{type(exc).__name__}: {exc}"
             self._record(
                 "notification",

@@ -49,14 +49,16 @@ async def check_public(url: str, *, allow_private: bool) -> None:
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Connections for callback requests: to a checked address of the requested host only.
 
-    `allow_private` skips the address check, not the resolution. Errors leave the addresses
-    out (they end up in attempt records a tenant reads): a refused host raises
-    `BlockedAddress`, an address that does not answer the next one in resolver order, and
-    the last one `httpcore.ConnectError` naming the host and port.
+    `allow_private` skips the address check, not the resolution; `allow_loopback` lets
+    loopback addresses through and no other non-public one (the sandbox's webhooks).
+    Errors leave the addresses out (they end up in attempt records a tenant reads): a
+    refused host raises `BlockedAddress`, an address that does not answer the next one in
+    resolver order, and the last one `httpcore.ConnectError` naming the host and port.
     """
 
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, *, allow_private: bool, allow_loopback: bool = False) -> None:
         self.allow_private = allow_private
+        self.allow_loopback = allow_loopback
         self._network = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -69,7 +71,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         addresses = await resolve(host, port)
         if not self.allow_private:
-            check_resolved(host, addresses)
+            check_resolved(host, addresses, allow_loopback=self.allow_loopback)
         for number, address in enumerate(addresses, start=1):
             try:
                 return await self._network.connect_tcp(

@@ -37,9 +37,11 @@ def fake_dns(
                 return addresses
         return await real_resolve(host, port)
 
-    def check_resolved(host: str, addresses: Iterable[str]) -> None:
+    def check_resolved(
+        host: str, addresses: Iterable[str], *, allow_loopback: bool = False
+    ) -> None:
         if not any(_name(name) == _name(host) for name in answers):
-            real_check(host, addresses)
+            real_check(host, addresses, allow_loopback=allow_loopback)
 
     monkeypatch.setattr(callbacks, "resolve", resolve)
     if public:

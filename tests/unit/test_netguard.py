@@ -285,6 +285,17 @@ def test_check_resolved_blocks_when_any_address_is_blocked() -> None:
     )
 
 
+def test_check_resolved_may_allow_loopback_and_nothing_else_private() -> None:
+    """The sandbox on loopback sends its webhooks to the relaybox beside it, nowhere else."""
+    check_resolved("localhost", ["127.0.0.1", "::1", "::ffff:127.0.0.1"], allow_loopback=True)
+    check_resolved("example.com", ["93.184.216.34"], allow_loopback=True)
+    for address in ("10.0.0.7", "169.254.169.254", "::ffff:10.0.0.7", "0.0.0.0", "fe80::1"):
+        with pytest.raises(BlockedAddress):
+            check_resolved("h", ["127.0.0.1", address], allow_loopback=True)
+    with pytest.raises(BlockedAddress):
+        check_resolved("localhost", ["127.0.0.1"])
+
+
 def test_check_resolved_accepts_any_iterable() -> None:
     with pytest.raises(BlockedAddress):
         check_resolved("h", (a for a in ["8.8.8.8", "fe80::1"]))
