@@ -14,10 +14,11 @@ class RedactQuerySecrets(logging.Filter):
     """Masks secret query values in uvicorn's access log ("GET /x?apiSecret=... HTTP/1.1")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        args = record.args
+        # Only a path with a query string can hold one (most lines have none: no regex).
+        if isinstance(args, tuple) and any(isinstance(a, str) and "=" in a for a in args):
             record.args = tuple(
-                _SECRET_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg
-                for arg in record.args
+                _SECRET_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in args
             )
         return True
 
