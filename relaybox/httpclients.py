@@ -153,14 +153,24 @@ def _client(
         # honours it only for a client without a transport of its own.
         return httpx.AsyncClient(verify=verify, limits=limits, **client_options)
     network_backend = CoalescedWrites(network_backend or httpcore.AnyIOBackend())
-    # httpx has no option for it: its transport, with the pool it builds given the backend.
-    # (A client with its own transport takes no proxy from the environment.)
+    transport = transport_with(network_backend, verify, limits)
+    return httpx.AsyncClient(transport=transport, **client_options)
+
+
+def transport_with(
+    network_backend: httpcore.AsyncNetworkBackend, verify: ssl.SSLContext, limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections `network_backend` opens.
+
+    httpx has no option for it: the transport's pool is rebuilt with the backend. (A client
+    with its own transport takes no proxy from the environment.)
+    """
     transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=verify,
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
         network_backend=network_backend,
     )
-    return httpx.AsyncClient(transport=transport, **client_options)
+    return transport

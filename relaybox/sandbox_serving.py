@@ -22,7 +22,6 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Scope
 from relaybox.api.limits import MAX_BODY, BodyLimit
 from relaybox.config import Settings
 from relaybox.core.netguard import blocked_reason
+from relaybox.httpclients import transport_with
 from relaybox.sandbox.access import LOOPBACK_HOSTS, AccessPolicy, route_path
 from relaybox.services.callbacks import GuardedBackend
 
@@ -131,14 +131,9 @@ def webhook_transport(exposed: Exposure) -> httpx.AsyncBaseTransport:
     guard = GuardedBackend(
         allow_private=exposed.allow_private_webhooks, allow_loopback=exposed.loopback
     )
-    context = httpx.create_ssl_context()
-    transport = httpx.AsyncHTTPTransport(verify=context)
-    # httpx has no option for a network backend: its pool, rebuilt with one (as in
-    # httpclients.py); no idle keep-alive, as the sender's own client (webhooks.py).
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=context, max_keepalive_connections=0, network_backend=guard
-    )
-    return transport
+    # No idle keep-alive, as the sender's own client (webhooks.py).
+    limits = httpx.Limits(max_keepalive_connections=0)
+    return transport_with(guard, httpx.create_ssl_context(), limits)
 
 
 def secure(sandbox_app: Starlette, exposed: Exposure) -> ASGIApp:
