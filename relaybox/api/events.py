@@ -1,4 +1,10 @@
-"""The event log of an organization's instances (SPEC section 1)."""
+"""The event log of an organization's instances (SPEC sections 1 and 9).
+
+One entry per notification, addressed by the `message.eventId` its callback received:
+the anchor platform's fields (`id`, `eventDate`, `status`, `providerData`,
+`notifiedData`) and relaybox's own (`instanceId`, `notificationId`, `deliveryStatus`,
+`eventCount`, `date`; one entry adds its `notification` with the attempts).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import Select, select
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deliveries import describe_delivery
@@ -16,39 +21,53 @@ from relaybox.api.instances import own_instance
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
 from relaybox.core.errors import NotFound
+from relaybox.core.event_log import event_status
+from relaybox.core.notification import notified_parts
 from relaybox.services.instances import InstanceService
-from relaybox.store import tables
+from relaybox.store import event_log, tables
 from relaybox.store.db import transaction
-from relaybox.store.outbox import with_attempts
 
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"])
 
+EventId = Annotated[str, Path(min_length=1, max_length=64)]
+"""`message.eventId` (a notification id), or an event-log id of earlier releases (a number)."""
 
-def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "id": event.id,
-        "instanceId": event.instance_id,
-        "eventType": event.event_type,
-        "objectType": event.object_type,
-        "objectId": event.object_id,
-        "path": event.path,
-        "date": iso_or_none(event.occurred_at),
+
+def describe_entry(note: tables.Notification) -> dict[str, Any]:
+    """One event-log entry: the anchor's fields, then relaybox's."""
+    provider_data, notified_data = notified_parts(note.body)
+    return {
+        "id": note.id,
+        "eventDate": iso_or_none(note.created_at),
+        "status": event_status(note.status, note.attempt_count, note.lease_owner is not None),
+        "providerData": provider_data,
+        "notifiedData": notified_data,
+        "instanceId": note.instance_id,
         "notificationId": note.id,
-        "status": note.status,
+        "deliveryStatus": note.status,
+        "eventCount": note.event_count,
+        "date": iso_or_none(note.created_at),
     }
-    if event.new_path is not None:
-        answer["newPath"] = event.new_path
-    return answer
 
 
 @dataclass
 class EventQuery:
-    """The filters and paging of an event listing (query parameters)."""
+    """The filters and paging of an event listing (query parameters). `status` takes the
+    event-log statuses and, as in earlier releases, the delivery statuses."""
 
-    status: Literal["pending", "delivered", "failed"] | None = None
+    status: (
+        Literal["RECEIVED", "DISPATCHED", "NOTIFIED", "FAILED", "pending", "delivered", "failed"]
+        | None
+    ) = None
     since: datetime | None = None
     page_size: int = PageSize
     next_page: str | None = NextPage
+
+
+def _scope(principal: Principal, instance_id: int | None) -> event_log.Scope:
+    if instance_id is None:
+        instance_id = principal.instance_id
+    return event_log.Scope(principal.org_id, instance_id)
 
 
 async def _event_page(
@@ -58,33 +77,39 @@ async def _event_page(
     instance_id: int | None,
     filters: EventQuery,
 ) -> list[dict[str, Any]]:
-    status, since = filters.status, utc(filters.since, "since")
-    page_size, before = filters.page_size, decode_page(filters.next_page)
-    query: Select[tables.Event, tables.Notification] = (
-        select(tables.Event, tables.Notification)
-        .join(tables.Notification, tables.Notification.pk == tables.Event.notification_pk)
-        .where(tables.Event.org_id == principal.org_id)
-    )
-    if instance_id is not None:
-        query = query.where(tables.Event.instance_id == instance_id)
-    elif principal.instance_id is not None:
-        query = query.where(tables.Event.instance_id == principal.instance_id)
-    if status is not None:
-        query = query.where(tables.Notification.status == status)
-    if since is not None:
-        query = query.where(tables.Event.occurred_at >= since)
-    if before is not None:
-        query = query.where(tables.Event.id < before)
-    query = query.order_by(tables.Event.id.desc()).limit(page_size + 1)
+    since, before = utc(filters.since, "since"), decode_page(filters.next_page)
     service = InstanceService(runtime_of(request))
     async with transaction(service.runtime.sessions) as session:
         if instance_id is not None:
             await service.get(session, principal.org_id, instance_id)
-        rows = (await session.execute(query)).all()
-    page = rows[:page_size]
-    if len(rows) > page_size:
-        response.headers[PAGE_HEADER] = encode_page(page[-1][0].id)
-    return [describe_event(event, note) for event, note in page]
+        rows = await event_log.page(
+            session,
+            _scope(principal, instance_id),
+            status=filters.status,
+            since=since,
+            before=before,
+            limit=filters.page_size + 1,
+        )
+    page = rows[: filters.page_size]
+    if len(rows) > filters.page_size:
+        response.headers[PAGE_HEADER] = encode_page(page[-1].pk)
+    return [describe_entry(note) for note in page]
+
+
+async def _one_entry(
+    request: Request, principal: Principal, instance_id: int | None, event_id: str
+) -> dict[str, Any]:
+    async with transaction(runtime_of(request).sessions) as session:
+        # Another organization's entry, or (for an instance token) another instance's, is
+        # answered exactly like one that does not exist.
+        found = await event_log.find(session, _scope(principal, instance_id), event_id)
+    if found is None:
+        raise NotFound(f"no event {event_id}")
+    note, attempts = found
+    return {
+        **describe_entry(note),
+        "notification": {**describe_delivery(note, attempts), "body": note.body},
+    }
 
 
 Filters = Annotated[EventQuery, Depends()]
@@ -94,36 +119,29 @@ Filters = Annotated[EventQuery, Depends()]
 async def organization_events(
     request: Request, principal: Caller, response: Response, filters: Filters
 ) -> list[dict[str, Any]]:
-    """Events of every instance of the organization, newest first."""
+    """Event-log entries of every instance of the organization, newest first."""
     return await _event_page(request, response, principal, None, filters)
 
 
 @router.get("/events/{event_id}")
-async def one_event(event_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
-    """One event with the notification that carries it and its attempts."""
-    async with transaction(runtime_of(request).sessions) as session:
-        event = await session.get(tables.Event, event_id)
-        # Another organization's event, or (for an instance token) another instance's, is
-        # answered exactly like one that does not exist.
-        if (
-            event is None
-            or event.org_id != principal.org_id
-            or principal.instance_id not in (None, event.instance_id)
-        ):
-            raise NotFound(f"no event {event_id}")
-        ((note, attempts),) = await with_attempts(
-            session,
-            select(tables.Notification).where(tables.Notification.pk == event.notification_pk),
-        )
-        answer = describe_event(event, note)
-        answer["notification"] = {**describe_delivery(note, attempts), "body": note.body}
-        return answer
+async def one_event(event_id: EventId, request: Request, principal: Caller) -> dict[str, Any]:
+    """One entry, by `message.eventId`, with its notification and attempts."""
+    return await _one_entry(request, principal, None, event_id)
 
 
 @router.get("/{instance_id}/events")
 async def instance_events(
     instance_id: RowId, request: Request, principal: Caller, response: Response, filters: Filters
 ) -> list[dict[str, Any]]:
-    """The instance's events, newest first, each with its delivery status."""
+    """The instance's event-log entries, newest first."""
     own_instance(principal, instance_id)
     return await _event_page(request, response, principal, instance_id, filters)
+
+
+@router.get("/{instance_id}/events/{event_id}")
+async def instance_event(
+    instance_id: RowId, event_id: EventId, request: Request, principal: Caller
+) -> dict[str, Any]:
+    """One entry of the instance, by `message.eventId`, with its notification and attempts."""
+    own_instance(principal, instance_id)
+    return await _one_entry(request, principal, instance_id, event_id)

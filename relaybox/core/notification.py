@@ -1,9 +1,19 @@
-"""The notification delivered to a callback URL (SPEC section 4), as pure data."""
+"""The notification delivered to a callback URL (SPEC sections 4 and 9), as pure data.
+
+`message.raw` is the provider's payload as received (SPEC section 9): the Dropbox webhook
+body, reduced to the instance's own account, for a pass a webhook asked for; otherwise (a
+poll, a longpoll wake-up, the first pass after the initial listing) Dropbox's
+`list_folder/continue` answer, `{"entries", "cursor", "has_more"}`, with `entries` cut to
+the ones behind this notification's events (a pass may read thousands over several pages
+and split its events over many notifications). The Dropbox entry behind each event is in
+`message.relaybox.entries`, position for position with `message.events`, whatever the
+source.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,15 +33,36 @@ class InstanceInfo:
     account_id: str | None
 
 
+def provider_payload(
+    *,
+    webhook: Mapping[str, Any] | None,
+    events: Sequence[StandardEvent],
+    cursor: str,
+    has_more: bool,
+) -> dict[str, Any]:
+    """`message.raw`: the webhook behind the pass, or the `list_folder/continue` answer."""
+    if webhook is not None:
+        return dict(webhook)
+    return {
+        "entries": [dict(event.entry) for event in events],
+        "cursor": cursor,
+        "has_more": has_more,
+    }
+
+
 def notification_body(
     *,
     notification_id: str,
     instance: InstanceInfo,
     events: Sequence[StandardEvent],
-    raw_notification: dict[str, Any] | None,
+    raw: Mapping[str, Any],
     now: datetime,
 ) -> str:
-    """The JSON delivered to the callback URL (SPEC section 4), fixed once for every retry."""
+    """The JSON delivered to the callback URL, fixed once for every retry.
+
+    `message.eventId` is the notification's id, which is also its event-log id
+    (`GET /instances/events/{eventId}`, SPEC section 9).
+    """
     date = iso(now)
     standardized = []
     for event in events:
@@ -59,10 +90,15 @@ def notification_body(
             "instanceTags": list(instance.tags),
             "accountId": instance.account_id,
             "events": standardized,
-            "raw": {
-                "notification": raw_notification,
-                "entries": [dict(event.entry) for event in events],
-            },
+            "raw": dict(raw),
+            "relaybox": {"entries": [dict(event.entry) for event in events]},
         },
     }
     return json.dumps(body, separators=(",", ":"))
+
+
+def notified_parts(body: str) -> tuple[str, list[Any]]:
+    """From a stored notification body, the event log's `providerData` (`message.raw` as a
+    JSON string) and `notifiedData` (`message.events`)."""
+    message = json.loads(body)["message"]
+    return json.dumps(message["raw"], separators=(",", ":")), list(message["events"])

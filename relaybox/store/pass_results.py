@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.core.clock import utcnow
 from relaybox.core.normalize import Changes, Index, StandardEvent, normalize, reconcile
-from relaybox.core.notification import InstanceInfo, notification_body
+from relaybox.core.notification import InstanceInfo, notification_body, provider_payload
 from relaybox.store import index as index_store
 from relaybox.store import tables
 
@@ -219,12 +219,14 @@ def _outgoing(
     for start in range(0, len(events), size):
         batch = events[start : start + size]
         notification_id = str(uuid.uuid4())
-        body = notification_body(
-            notification_id=notification_id,
-            instance=info,
+        raw = provider_payload(
+            webhook=None if polled else result.notification,
             events=batch,
-            raw_notification=None if polled else result.notification,
-            now=now,
+            cursor=result.fetched.cursor,
+            has_more=result.fetched.has_more,
+        )
+        body = notification_body(
+            notification_id=notification_id, instance=info, events=batch, raw=raw, now=now
         )
         out.append(
             _Outgoing(

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from relaybox.api.deliveries import describe_delivery
 from relaybox.api.errors import ApiError
-from relaybox.api.events import describe_event
 from relaybox.api.paging import decode_page, encode_page
+from relaybox.core.clock import iso_or_none
 from relaybox.core.errors import InvalidInput
 from relaybox.core.instance_config import parse_config
 from relaybox.runtime import Runtime
@@ -22,6 +22,25 @@ EVENTS_PAGE = 20
 DELIVERIES_PAGE = 10
 MAX_FIELD = 1000
 VENDOR_TYPES = ("webhooks", "polling", "longpoll")
+
+
+def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, Any]:
+    """One standardized event as the console lists it, with its notification's delivery
+    status (the API's event log lists notifications: api/events.py)."""
+    answer: dict[str, Any] = {
+        "id": event.id,
+        "instanceId": event.instance_id,
+        "eventType": event.event_type,
+        "objectType": event.object_type,
+        "objectId": event.object_id,
+        "path": event.path,
+        "date": iso_or_none(event.occurred_at),
+        "notificationId": note.id,
+        "status": note.status,
+    }
+    if event.new_path is not None:
+        answer["newPath"] = event.new_path
+    return answer
 
 
 def shown(service: InstanceService, row: tables.Instance) -> dict[str, Any]:

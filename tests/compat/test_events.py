@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.compat.anchor import (
     PLATFORM,
     SIGNATURE_KEY,
@@ -88,7 +86,6 @@ async def test_notification_payload_fields(tmp_path: Path, database_url: str) ->
         assert all(ids) and len(set(ids)) == len(ids)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: `message.raw` is not the Dropbox webhook body")
 async def test_raw_is_the_provider_payload_for_this_instance(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -120,7 +117,6 @@ async def delivered(stack: Stack, instance: Any) -> str:
     return str(item.json()["message"]["eventId"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: `message.eventId` is not an event-log id")
 async def test_event_log_by_message_event_id(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/events/events.js: with `eventId = message.eventId`,
     `GET instances/events/{eventId}` and `GET instances/{id}/events/{eventId}` answer the
@@ -153,7 +149,6 @@ def check_entry(entry: dict[str, Any]) -> None:
         assert isinstance(entry["notifiedData"], list)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: event-log entries lack the anchor's fields")
 async def test_event_log_entries_carry_the_anchor_fields(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/events/events.js validates `GET instances/{id}/events` and
     `GET instances/events` (with `pageSize: 10`) against events.schema.json, an array of
@@ -173,7 +168,6 @@ async def test_event_log_entries_carry_the_anchor_fields(tmp_path: Path, databas
                 check_entry(entry)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: event-log statuses are not the anchor's")
 async def test_event_log_status_while_retrying_and_after(tmp_path: Path, database_url: str) -> None:
     """The anchor's status values (churros event.schema.json): DISPATCHED while the
     notification is being sent or retried (devportal docs/guides/event-management/tips.md,

@@ -45,9 +45,10 @@ async def test_410_deactivates_and_the_queue_drains_in_order_after_reactivation(
             answer = await stack.http.get(
                 f"{stack.api}/instances/{instance['id']}/events", headers=AUTH
             )
-            events = answer.json()
-            return {e["path"] for e in events} == {"/a.txt", "/b.txt", "/c.txt", "/d.txt"} and all(
-                e["status"] == "pending" for e in events
+            entries = answer.json()
+            logged = {event["path"] for entry in entries for event in entry["notifiedData"]}
+            return logged == {"/a.txt", "/b.txt", "/c.txt", "/d.txt"} and all(
+                entry["deliveryStatus"] == "pending" for entry in entries
             )
 
         await eventually(queued)

@@ -69,8 +69,8 @@ async def test_changes_arrive_as_signed_standard_events(tmp_path: Path, database
             assert message["instanceName"] == "my dropbox"
             assert message["instanceTags"] == ["team-a"]
             assert message["accountId"] == account
-            assert message["raw"]["notification"]["list_folder"]["accounts"] == [account]
-            assert len(message["raw"]["entries"]) == len(message["events"])
+            assert message["raw"]["list_folder"]["accounts"] == [account]
+            assert len(message["relaybox"]["entries"]) == len(message["events"])
             assert item.headers["content-type"] == "application/json"
             assert item.headers["user-agent"].startswith("relaybox/")
             expected = base64.b64encode(
@@ -88,19 +88,24 @@ async def test_changes_arrive_as_signed_standard_events(tmp_path: Path, database
                     f"{stack.api}/instances/{instance['id']}/events", headers=AUTH
                 )
                 assert logged.status_code == 200
-                if {e["status"] for e in logged.json()} == {"delivered"}:
+                if {e["status"] for e in logged.json()} == {"NOTIFIED"}:
                     return logged
                 await asyncio.sleep(0.05)
 
         logged = await asyncio.wait_for(all_delivered(), 10)
-        assert [e["eventType"] for e in logged.json()] == [
+        # One entry per notification, newest first (SPEC section 9), each naming the
+        # notification its callback received.
+        entries = logged.json()
+        sent = [item.json()["id"] for item in stack.receiver.received]
+        assert [e["id"] for e in entries] == sent[::-1]
+        assert [x["eventType"] for e in entries for x in e["notifiedData"][::-1]] == [
             "DELETED",
             "UPDATED",
             "CREATED",
             "UPDATED",
             "CREATED",
         ]
-        assert {e["status"] for e in logged.json()} == {"delivered"}
+        assert {e["deliveryStatus"] for e in entries} == {"delivered"}
 
         metrics = (await stack.http.get(f"{stack.relaybox}/metrics")).text
         for line in (

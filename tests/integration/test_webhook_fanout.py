@@ -44,7 +44,7 @@ async def test_one_webhook_naming_many_accounts(tmp_path: Path, database_url: st
             message = item.json()["message"]
             own = message["accountId"]
             seen[own] = [e["path"] for e in message["events"]]
-            assert message["raw"]["notification"] == {"list_folder": {"accounts": [own]}}
+            assert message["raw"] == {"list_folder": {"accounts": [own]}}
             others = [a for a in accounts if a != own]
             assert not any(other in item.body.decode() for other in others)
         assert seen == {account: [f"/fan-{n}.txt"] for n, account in enumerate(accounts)}
