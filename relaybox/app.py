@@ -14,7 +14,16 @@ from sqlalchemy import func, select, text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaybox import __version__
-from relaybox.api import console, deliveries, elements, errors, events, instances, receiver
+from relaybox.api import (
+    console,
+    deliveries,
+    elements,
+    errors,
+    events,
+    instance_configuration,
+    instances,
+    receiver,
+)
 from relaybox.api.limits import MAX_BODY, BodyLimit
 from relaybox.api.throttle import FailureLimiter
 from relaybox.config import Settings
@@ -90,6 +99,8 @@ def create_app(
         events.router,
         deliveries.router,
         instances.router,
+        instance_configuration.router,
+        instances.by_element,
         elements.router,
         console.router,
     )

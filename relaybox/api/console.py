@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from relaybox.api.auth import failed_authentication, principal_for
 from relaybox.api.deps import RowId, runtime_of
@@ -29,7 +28,7 @@ from relaybox.core.clock import utcnow
 from relaybox.core.errors import Conflict, InvalidInput, NotFound
 from relaybox.services import deliveries
 from relaybox.services.instances import InstanceService
-from relaybox.store import console_sessions, tables
+from relaybox.store import console_sessions
 from relaybox.store.db import transaction
 from relaybox.web import session as cookies
 from relaybox.web.pages import (
@@ -189,18 +188,8 @@ async def connect(request: Request, console: Signed) -> Response:
     values = {k: v for k, v in form.items() if k != cookies.CSRF_FIELD}
     try:
         body = create_body(values, redirect_uri(console.runtime))
-        async with transaction(console.runtime.sessions) as session:
-            taken = await session.scalar(
-                select(tables.Instance.id).where(
-                    tables.Instance.org_id == console.org_id, tables.Instance.name == body["name"]
-                )
-            )
-        if taken is not None:
-            raise Conflict(f"an instance named {body['name']!r} already exists")
     except InvalidInput as exc:
         return _connect_page(request, console, values, input_message(exc))
-    except Conflict as exc:
-        return _connect_page(request, console, values, exc.message)
     app_key = body["configuration"]["oauth.api.key"]
     return to_dropbox(request, console, {"mode": "create", "body": body, "app_key": app_key})
 
@@ -239,7 +228,9 @@ async def oauth_callback(request: Request) -> Response:
             done = "reauthenticated"
         else:
             row = await service.create(
-                console.org_id, {**pending["body"], "providerData": {"code": code}}
+                console.org_id,
+                {**pending["body"], "providerData": {"code": code}},
+                user_id=console.principal.user_id,
             )
             done = "created"
     except (InvalidInput, Conflict) as exc:

@@ -1,4 +1,5 @@
-"""`/elements/api-v2/instances`: create, list, read, update, re-authenticate, delete."""
+"""`/elements/api-v2/instances`: create, list, read, update, re-authenticate, enable,
+disable, delete; the same under `/elements/{keyOrId}/instances` (SPEC section 9)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from fastapi import APIRouter, Request, Response
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deps import RowId, json_body, runtime_of
-from relaybox.core.errors import NotFound
+from relaybox.api.errors import ApiError
+from relaybox.core.errors import InvalidInput, NotFound
+from relaybox.core.instance_request import MAX_TAG, MAX_TAGS, element_key
 from relaybox.services.instances import InstanceService
+from relaybox.store import tables
 from relaybox.store.db import transaction
 
 router = APIRouter(prefix="/elements/api-v2/instances", tags=["instances"])
+by_element = APIRouter(prefix="/elements/api-v2/elements/{element}/instances", tags=["instances"])
 
 
 def own_instance(principal: Principal, instance_id: int) -> None:
@@ -21,57 +26,164 @@ def own_instance(principal: Principal, instance_id: int) -> None:
         raise NotFound(f"no instance {instance_id}")
 
 
+def tags_asked(request: Request) -> list[str]:
+    """`?tags[]=a&tags[]=b` (or `%5B%5D`): instances carrying any of them."""
+    tags = request.query_params.getlist("tags[]") + request.query_params.getlist("tags")
+    if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG for tag in tags):
+        raise ApiError(400, f"tags[]: at most {MAX_TAGS} tags of at most {MAX_TAG} characters")
+    return tags
+
+
+async def answer_for(service: InstanceService, row: tables.Instance) -> dict[str, Any]:
+    async with transaction(service.runtime.sessions) as session:
+        return await service.answer(session, row)
+
+
+async def create(request: Request, principal: Principal, element: str | None) -> dict[str, Any]:
+    if principal.instance_id is not None:
+        raise NotFound("instance tokens cannot create instances")
+    body = await json_body(request)
+    if element is not None and isinstance(body, dict):
+        given = body.setdefault("element", {"key": element})
+        if not isinstance(given, dict) or given.get("key", element) != element:
+            raise InvalidInput(f"element.key must be {element!r} here", field="element.key")
+        given.setdefault("key", element)
+    service = InstanceService(runtime_of(request))
+    row = await service.create(principal.org_id, body, user_id=principal.user_id)
+    return await answer_for(service, row)
+
+
+async def listing(request: Request, principal: Principal, element: str | None) -> list[Any]:
+    service = InstanceService(runtime_of(request))
+    async with transaction(service.runtime.sessions) as session:
+        rows = [
+            row
+            for row in await service.all(session, principal.org_id, tags_asked(request))
+            if principal.instance_id in (None, row.id) and element in (None, row.element_key)
+        ]
+        return await service.answers(session, rows)
+
+
+async def one(
+    request: Request, principal: Principal, instance_id: int, element: str | None
+) -> tuple[InstanceService, tables.Instance]:
+    own_instance(principal, instance_id)
+    service = InstanceService(runtime_of(request))
+    async with transaction(service.runtime.sessions) as session:
+        row = await service.get(session, principal.org_id, instance_id)
+    if element not in (None, row.element_key):
+        raise NotFound(f"no {element} instance {instance_id}")
+    return service, row
+
+
+async def update(
+    request: Request, principal: Principal, instance_id: int, element: str | None, *, put: bool
+) -> dict[str, Any]:
+    """PATCH (partial update) and PUT (re-authenticate: `providerData.code` required for
+    oauth2); either re-provisions when it carries `providerData.code`."""
+    service, _ = await one(request, principal, instance_id, element)
+    body = await json_body(request)
+    row = await service.update(principal.org_id, instance_id, body, reauth=put)
+    return await answer_for(service, row)
+
+
+async def remove(
+    request: Request, principal: Principal, instance_id: int, element: str | None
+) -> Response:
+    """Revoke the Dropbox token, stop events, erase the instance and its secrets."""
+    service, _ = await one(request, principal, instance_id, element)
+    await service.delete(principal.org_id, instance_id)
+    return Response(status_code=200)
+
+
 @router.post("", status_code=200)
 async def create_instance(request: Request, principal: Caller) -> dict[str, Any]:
     """Create an instance: exchange the OAuth code, read the account, index it."""
-    if principal.instance_id is not None:
-        raise NotFound("instance tokens cannot create instances")
-    service = InstanceService(runtime_of(request))
-    row = await service.create(principal.org_id, await json_body(request))
-    return service.describe(row)
+    return await create(request, principal, None)
 
 
 @router.get("")
-async def list_instances(request: Request, principal: Caller) -> list[dict[str, Any]]:
-    service = InstanceService(runtime_of(request))
-    async with transaction(service.runtime.sessions) as session:
-        rows = await service.all(session, principal.org_id)
-        return [service.describe(row) for row in rows if principal.instance_id in (None, row.id)]
+async def list_instances(request: Request, principal: Caller) -> list[Any]:
+    return await listing(request, principal, None)
 
 
 @router.get("/{instance_id}")
 async def get_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
-    own_instance(principal, instance_id)
-    service = InstanceService(runtime_of(request))
-    async with transaction(service.runtime.sessions) as session:
-        return service.describe(await service.get(session, principal.org_id, instance_id))
+    service, row = await one(request, principal, instance_id, None)
+    return await answer_for(service, row)
 
 
 @router.patch("/{instance_id}")
 async def patch_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
-    """Partial update of name, tags and configuration."""
-    own_instance(principal, instance_id)
-    service = InstanceService(runtime_of(request))
-    body = await json_body(request)
-    row = await service.update(principal.org_id, instance_id, body, reauth=False)
-    return service.describe(row)
+    return await update(request, principal, instance_id, None, put=False)
 
 
 @router.put("/{instance_id}")
-async def reauthenticate_instance(
-    instance_id: RowId, request: Request, principal: Caller
-) -> dict[str, Any]:
-    """Re-authenticate with a new `providerData.code` (and optionally new configuration)."""
-    own_instance(principal, instance_id)
-    service = InstanceService(runtime_of(request))
-    body = await json_body(request)
-    row = await service.update(principal.org_id, instance_id, body, reauth=True)
-    return service.describe(row)
+async def put_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
+    return await update(request, principal, instance_id, None, put=True)
 
 
 @router.delete("/{instance_id}", status_code=200)
 async def delete_instance(instance_id: RowId, request: Request, principal: Caller) -> Response:
-    """Revoke the Dropbox token, stop events, erase the instance and its secrets."""
-    own_instance(principal, instance_id)
-    await InstanceService(runtime_of(request)).delete(principal.org_id, instance_id)
-    return Response(status_code=200)
+    return await remove(request, principal, instance_id, None)
+
+
+@router.put("/{instance_id}/enabled")
+async def enable_instance(instance_id: RowId, request: Request, principal: Caller) -> Any:
+    """Enable: passes and deliveries resume (the anchor's `PUT /instances/{id}/enabled`)."""
+    return await set_enabled(request, principal, instance_id, True)
+
+
+@router.delete("/{instance_id}/enabled")
+async def disable_instance(instance_id: RowId, request: Request, principal: Caller) -> Any:
+    """Disable: no passes, no deliveries until enabled again; the answer is the instance."""
+    return await set_enabled(request, principal, instance_id, False)
+
+
+async def set_enabled(
+    request: Request, principal: Principal, instance_id: int, enabled: bool
+) -> dict[str, Any]:
+    service, _ = await one(request, principal, instance_id, None)
+    row = await service.set_enabled(principal.org_id, instance_id, enabled)
+    return await answer_for(service, row)
+
+
+@by_element.post("", status_code=200)
+async def create_element_instance(
+    element: str, request: Request, principal: Caller
+) -> dict[str, Any]:
+    return await create(request, principal, element_key(element))
+
+
+@by_element.get("")
+async def list_element_instances(element: str, request: Request, principal: Caller) -> list[Any]:
+    return await listing(request, principal, element_key(element))
+
+
+@by_element.get("/{instance_id}")
+async def get_element_instance(
+    element: str, instance_id: RowId, request: Request, principal: Caller
+) -> dict[str, Any]:
+    service, row = await one(request, principal, instance_id, element_key(element))
+    return await answer_for(service, row)
+
+
+@by_element.patch("/{instance_id}")
+async def patch_element_instance(
+    element: str, instance_id: RowId, request: Request, principal: Caller
+) -> dict[str, Any]:
+    return await update(request, principal, instance_id, element_key(element), put=False)
+
+
+@by_element.put("/{instance_id}")
+async def put_element_instance(
+    element: str, instance_id: RowId, request: Request, principal: Caller
+) -> dict[str, Any]:
+    return await update(request, principal, instance_id, element_key(element), put=True)
+
+
+@by_element.delete("/{instance_id}", status_code=200)
+async def delete_element_instance(
+    element: str, instance_id: RowId, request: Request, principal: Caller
+) -> Response:
+    return await remove(request, principal, instance_id, element_key(element))

@@ -117,6 +117,8 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
             note.next_attempt_at <= now,
             leases.free(note, now),
             inst.subscription_active.is_(True),
+            # A disabled instance's notifications wait until it is enabled again.
+            inst.disabled.is_(False),
             # Only an ordered instance's oldest unfinished notification is due.
             case((strictly_ordered, ~earlier_unfinished), else_=true()),
         )

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,10 +23,17 @@ from relaybox.core.errors import (
     ProviderError,
     ProviderRefused,
 )
-from relaybox.core.instance_config import InstanceConfig, parse_config
+from relaybox.core.instance_config import (
+    KNOWN_KEYS,
+    InstanceConfig,
+    config_items,
+    parse_config,
+)
+from relaybox.core.instance_request import ELEMENT_INFO, ELEMENTS, MAX_NAME, parse_request
 from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
 from relaybox.services.callbacks import check_public
+from relaybox.store import instances as stored_instances
 from relaybox.store import tables
 from relaybox.store.db import transaction
 from relaybox.store.index import replace_index
@@ -34,10 +41,7 @@ from relaybox.store.polls import schedule as schedule_polls
 
 log = logging.getLogger(__name__)
 
-ELEMENTS = frozenset({"dropbox"})
-MAX_NAME = 200
-MAX_TAGS = 50
-MAX_TAG = 100
+__all__ = ["ELEMENTS", "MAX_NAME", "InstanceService"]
 
 
 @dataclass(frozen=True)
@@ -58,60 +62,6 @@ class Credentials:
     refresh_token: str | None
 
 
-@dataclass(frozen=True)
-class InstanceRequest:
-    """A create or update request, checked for shape (not yet against Dropbox)."""
-
-    name: str | None
-    tags: list[str] | None
-    code: str | None
-    element_key: str | None
-    configuration: Mapping[str, Any] | None
-
-
-def parse_request(body: Any, *, creating: bool) -> InstanceRequest:
-    if not isinstance(body, Mapping):
-        raise InvalidInput("the request body must be a JSON object", field="body")
-    element_key = None
-    if "element" in body or creating:
-        element = body.get("element")
-        key = element.get("key") if isinstance(element, Mapping) else None
-        if not isinstance(key, str) or key not in ELEMENTS:
-            raise InvalidInput(
-                f"element.key must be one of: {', '.join(sorted(ELEMENTS))}", field="element.key"
-            )
-        element_key = key
-    name = body.get("name")
-    if name is not None or creating:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput("name is required and must be a non-empty string", field="name")
-        if len(name) > MAX_NAME:
-            raise InvalidInput(f"name is longer than {MAX_NAME} characters", field="name")
-        name = name.strip()
-    tags = body.get("tags")
-    if tags is not None:
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise InvalidInput("tags must be a list of strings", field="tags")
-        if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
-            raise InvalidInput(
-                f"tags: at most {MAX_TAGS} tags of at most {MAX_TAG} characters", field="tags"
-            )
-    code = None
-    provider = body.get("providerData")
-    if provider is not None:
-        if not isinstance(provider, Mapping):
-            raise InvalidInput("providerData must be an object", field="providerData")
-        code = provider.get("code")
-        if code is not None and (not isinstance(code, str) or not code or len(code) > 4096):
-            raise InvalidInput(
-                "providerData.code must be a non-empty string", field="providerData.code"
-            )
-    configuration = body.get("configuration")
-    if configuration is not None and not isinstance(configuration, Mapping):
-        raise InvalidInput("configuration must be an object", field="configuration")
-    return InstanceRequest(name, tags, code, element_key, configuration)
-
-
 class InstanceService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -124,9 +74,20 @@ class InstanceService:
             raise NotFound(f"no instance {instance_id}")
         return row
 
-    async def all(self, session: AsyncSession, org_id: int) -> Sequence[tables.Instance]:
-        query = select(tables.Instance).where(tables.Instance.org_id == org_id)
-        return (await session.scalars(query.order_by(tables.Instance.id))).all()
+    async def all(
+        self, session: AsyncSession, org_id: int, tags: Sequence[str] = ()
+    ) -> Sequence[tables.Instance]:
+        return await stored_instances.of_org(session, org_id, tags=tags)
+
+    async def answers(
+        self, session: AsyncSession, rows: Sequence[tables.Instance]
+    ) -> list[dict[str, Any]]:
+        """The API's answer for each row, with the user behind it (one query for all)."""
+        users = await stored_instances.owners(session, rows)
+        return [self.describe(row, users.get(row.id)) for row in rows]
+
+    async def answer(self, session: AsyncSession, row: tables.Instance) -> dict[str, Any]:
+        return (await self.answers(session, [row]))[0]
 
     def credentials(self, row: tables.Instance) -> Credentials:
         return self.unseal(row.secrets_enc, row.configuration)
@@ -143,14 +104,17 @@ class InstanceService:
         )
         return Credentials(config, secrets.get("access_token"), secrets.get("refresh_token"))
 
-    def describe(self, row: tables.Instance) -> dict[str, Any]:
-        """The instance as the API shows it: every secret masked."""
+    def describe(self, row: tables.Instance, user: tables.User | None = None) -> dict[str, Any]:
+        """The instance as the API shows it: every secret masked. The anchor's `user` has
+        names; relaybox's users have an email only, so `firstName`/`lastName` are empty."""
         config = self.credentials(row).config
+        number, name = ELEMENT_INFO.get(row.element_key, (0, row.element_key))
         answer: dict[str, Any] = {
             "id": row.id,
             "name": row.name,
             "token": self.runtime.box.decrypt(row.token_enc),
-            "element": {"key": row.element_key},
+            "element": {"id": number, "key": row.element_key, "name": name},
+            "elementId": number,
             "tags": list(row.tags or []),
             "valid": row.valid,
             "disabled": row.disabled,
@@ -168,22 +132,40 @@ class InstanceService:
                 answer["nextPollDate"] = iso_or_none(row.next_poll_at)
         if row.status_message:
             answer["statusMessage"] = row.status_message
+        if user is not None:
+            answer["user"] = {
+                "id": user.id,
+                "emailAddress": user.email,
+                "firstName": "",
+                "lastName": "",
+            }
         return answer
+
+    def configuration(self, row: tables.Instance) -> list[dict[str, Any]]:
+        """`GET /instances/{id}/configuration`: `{id, key, name, propertyValue}` items."""
+        return config_items(self.credentials(row).config)
+
+    def configuration_item(self, row: tables.Instance, item_id: int) -> dict[str, Any]:
+        for item in self.configuration(row):
+            if item["id"] == item_id:
+                return item
+        raise NotFound(f"no configuration {item_id} in instance {row.id}")
 
     # --- writing -------------------------------------------------------------------
 
-    async def create(self, org_id: int, body: Any) -> tables.Instance:
+    async def create(
+        self, org_id: int, body: Any, *, user_id: int | None = None
+    ) -> tables.Instance:
         request = parse_request(body, creating=True)
         config = parse_config(request.configuration)
         await self._check_callback(config)
-        async with transaction(self.runtime.sessions) as session:
-            await self._check_name_free(session, org_id, request.name or "", None)
         tokens = await self._authenticate(config, request.code)
         account = await self._account(tokens.access_token)
-        listing = await self._index(tokens.access_token) if config.events_enabled else None
+        listing = await self._index(tokens.access_token) if config.events_on else None
         token = new_secret()
         row = tables.Instance(
             org_id=org_id,
+            user_id=user_id,
             name=request.name or "",
             element_key=request.element_key or "dropbox",
             token_hash=secret_hash(token),
@@ -193,7 +175,7 @@ class InstanceService:
             tags=request.tags or [],
             app_key=config.app_key,
             account_id=account,
-            events_enabled=config.events_enabled,
+            events_enabled=config.events_on,
             vendor_type=config.vendor_type,
             ordered=config.ordered,
             cursor=listing.cursor if listing else None,
@@ -207,25 +189,40 @@ class InstanceService:
                 await session.flush()
                 await replace_index(session, row.id, listing.entries if listing else [])
                 schedule_polls(row, self.runtime.settings.min_poll_interval)
-        except IntegrityError:
-            raise Conflict(f"an instance named {request.name!r} already exists") from None
+        except IntegrityError:  # a token hash met twice: a 256-bit coincidence
+            raise Conflict("the instance could not be stored; try again") from None
         self.runtime.wakeups.sources.set()
         log.info("created instance %s (%s) for account %s", row.id, row.element_key, account)
         return row
 
     async def update(
-        self, org_id: int, instance_id: int, body: Any, *, reauth: bool
+        self,
+        org_id: int,
+        instance_id: int,
+        body: Any,
+        *,
+        reauth: bool,
+        one_key: bool = False,
     ) -> tables.Instance:
+        """PATCH, PUT (`reauth`: a code is required for oauth2) and one configuration key
+        (`one_key`: events may be enabled before their callback URL is named). Any of them
+        with `providerData.code` re-provisions: the code is exchanged for new tokens, which
+        replace the old, and the instance is valid again."""
         request = parse_request(body, creating=False)
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
             creds = self.credentials(row)
-            if request.name is not None:
-                await self._check_name_free(session, org_id, request.name, row.id)
-        config = parse_config(request.configuration, base=creds.config)
-        if request.configuration and "event.notification.callback.url" in request.configuration:
+        touched = set(request.configuration or ())
+        config = parse_config(
+            request.configuration,
+            base=creds.config,
+            events_need_callback=not one_key
+            and bool(touched & {"event.notification.enabled", "event.notification.callback.url"}),
+        )
+        if "event.notification.callback.url" in touched:
             await self._check_callback(config)
         new_tokens: TokenSet | None = None
+        reauth = reauth or request.code is not None
         if reauth:
             if config.auth_type == "oauth2" and not request.code:
                 raise InvalidInput(
@@ -241,7 +238,7 @@ class InstanceService:
         elif config.auth_type == "apiKey" and config.access_token != creds.config.access_token:
             new_tokens = TokenSet(config.access_token or "", None, None, row.account_id)
         # Enabling events starts from now, as on create: a fresh listing and its cursor.
-        enabling = config.events_enabled and (not row.events_enabled or not row.cursor)
+        enabling = config.events_on and (not row.events_enabled or not row.cursor)
         fresh: Listing | None = None
         if enabling:
             access = (
@@ -264,7 +261,7 @@ class InstanceService:
             row.configuration = config.stored()
             row.secrets_enc = self._seal(config, tokens)
             row.app_key = config.app_key
-            row.events_enabled = config.events_enabled
+            row.events_enabled = config.events_on
             row.vendor_type = config.vendor_type
             row.ordered = config.ordered
             if new_tokens is not None:
@@ -282,6 +279,46 @@ class InstanceService:
             schedule_polls(row, self.runtime.settings.min_poll_interval)
             row.updated_at = utcnow()
         self.runtime.wakeups.changes.set()
+        self.runtime.wakeups.sources.set()
+        return row
+
+    async def set_property(
+        self, org_id: int, instance_id: int, item_id: int, body: Any
+    ) -> dict[str, Any]:
+        """`PATCH /instances/{id}/configuration/{configId}` with `propertyValue`: the key's
+        new value, through `update` like any other configuration change."""
+        async with transaction(self.runtime.sessions) as session:
+            item = self.configuration_item(await self.get(session, org_id, instance_id), item_id)
+        if not isinstance(body, Mapping) or "propertyValue" not in body:
+            raise InvalidInput("propertyValue is required", field="propertyValue")
+        if body.get("key", item["key"]) != item["key"]:
+            raise InvalidInput(
+                f"configuration {item_id} is {item['key']!r}, not {body.get('key')!r}",
+                field="key",
+            )
+        value = body["propertyValue"]
+        if value is None and item["key"] in KNOWN_KEYS:
+            raise InvalidInput(f"{item['key']}: propertyValue must not be null", field=item["key"])
+        row = await self.update(
+            org_id, instance_id, {"configuration": {item["key"]: value}}, reauth=False, one_key=True
+        )
+        for now in self.configuration(row):
+            if now["key"] == item["key"]:
+                return now
+        return {**item, "propertyValue": None}  # a key of the client's own, removed by null
+
+    async def set_enabled(self, org_id: int, instance_id: int, enabled: bool) -> tables.Instance:
+        """`PUT`/`DELETE /instances/{id}/enabled`. A disabled instance gets no passes
+        (`store/passes.fetchable`) and no deliveries (`pipeline/delivery`); its cursor and
+        pass requests are kept, so what changed meanwhile arrives once it is enabled again."""
+        async with transaction(self.runtime.sessions) as session:
+            row = await self.get(session, org_id, instance_id)
+            if row.disabled == (not enabled):
+                return row
+            row.disabled = not enabled
+            row.updated_at = utcnow()
+        self.runtime.wakeups.changes.set()
+        self.runtime.wakeups.delivery.set()
         self.runtime.wakeups.sources.set()
         return row
 
@@ -306,16 +343,6 @@ class InstanceService:
             await check_public(
                 config.callback_url, allow_private=self.runtime.settings.allow_private_callbacks
             )
-
-    async def _check_name_free(
-        self, session: AsyncSession, org_id: int, name: str, own_id: int | None
-    ) -> None:
-        query = select(tables.Instance.id).where(
-            tables.Instance.org_id == org_id, tables.Instance.name == name
-        )
-        found = await session.scalar(query)
-        if found is not None and found != own_id:
-            raise Conflict(f"an instance named {name!r} already exists")
 
     async def _authenticate(self, config: InstanceConfig, code: str | None) -> TokenSet:
         if config.auth_type == "apiKey":

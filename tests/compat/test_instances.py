@@ -71,7 +71,6 @@ async def test_create_with_the_documented_events_body(tmp_path: Path, database_u
         assert body["configuration"]["event.notification.signature.key"] == MASK
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the answer lacks `user` and `element.id/name`")
 async def test_answer_carries_user_and_element(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/elements/assets/element.instance.schema.json requires `id`,
     `name`, `token`, `valid`, `tags` and `user` {`id` (number), `emailAddress`, `firstName`,
@@ -95,7 +94,6 @@ async def test_answer_carries_user_and_element(tmp_path: Path, database_url: str
             assert listed["elementId"] == element["id"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: `oauth.api.key` is not masked")
 async def test_oauth_api_key_is_masked(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/elements/instances.js ("should support using
     filter.response.nulls config"): the create answer shows `oauth.api.key` and
@@ -108,7 +106,6 @@ async def test_oauth_api_key_is_masked(tmp_path: Path, database_url: str) -> Non
         assert APP_KEY not in again.text and APP_SECRET not in again.text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: instance names must still be unique")
 async def test_two_instances_with_the_same_name(tmp_path: Path, database_url: str) -> None:
     """Clients give every instance the same name: churros src/core/provisioner.js names each
     one 'churros-instance'; devportal examples all use "API Instance" (SPEC section 9)."""
@@ -136,7 +133,6 @@ COMMON_KEYS: dict[str, Any] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: unknown configuration keys are refused")
 async def test_common_and_unknown_configuration_keys_are_kept(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -158,7 +154,6 @@ async def test_common_and_unknown_configuration_keys_are_kept(
                 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: no POST/GET /elements/{key}/instances")
 async def test_instances_under_the_element_key(tmp_path: Path, database_url: str) -> None:
     """cloud-elements/sample-app-ui src/components/LoginCardsContainer/LoginCard/LoginCard.jsx
     creates with `POST elements/{elementKey}/instances`; churros
@@ -178,7 +173,6 @@ async def test_instances_under_the_element_key(tmp_path: Path, database_url: str
         assert gone.status_code == 200, gone.text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: `tags[]` does not filter GET /instances")
 async def test_tags_filter(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/elements/instances.js ("should support search tags"):
     `GET instances` with `qs: {'tags[]': 'churros-instance'}` answers only tagged instances;
@@ -199,7 +193,6 @@ async def test_tags_filter(tmp_path: Path, database_url: str) -> None:
             assert {i["id"] for i in listed.json()} == expected, query
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: no PUT/DELETE /instances/{id}/enabled")
 async def test_disable_and_enable(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/elements/instances.js ("should allow disabling and enabling
     an instance"): `DELETE instances/{id}/enabled`, then `PUT instances/{id}/enabled`; the
@@ -215,10 +208,6 @@ async def test_disable_and_enable(tmp_path: Path, database_url: str) -> None:
         assert (await stack.http.get(url, headers=PLATFORM)).json()["disabled"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: no /instances/{id}/configuration[/{configId}] (and oauth.api.key not masked)",
-)
 async def test_configuration_by_id(tmp_path: Path, database_url: str) -> None:
     """churros src/test/platform/elements/instances.js ("should support updating the
     configuration for an element instance"): `GET /instances/{id}/configuration` lists
@@ -244,7 +233,6 @@ async def test_configuration_by_id(tmp_path: Path, database_url: str) -> None:
         assert again.status_code == 200 and again.json()["propertyValue"] == "true"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: no /instances/{id}/configuration/{configId}")
 async def test_callback_url_set_by_configuration_id_receives_events(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -272,18 +260,7 @@ async def test_callback_url_set_by_configuration_id_receives_events(
         await stack.receiver.wait_for(lambda r: len(r.events()) >= 1)
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        "PUT",
-        pytest.param(
-            "PATCH",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 11: PATCH with providerData.code does not re-provision"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
 async def test_reprovision_with_a_new_code(tmp_path: Path, database_url: str, method: str) -> None:
     """churros src/test/platform/elements/instances.js (updateInstanceWithReprovision): after
     a fresh OAuth code (`provisioner.partialOauth`), `PUT /instances/{id}` with the whole

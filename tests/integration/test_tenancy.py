@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from relaybox.core.instance_config import config_id
 from relaybox.runtime import Runtime
 from relaybox.services.orgs import create_org
 from relaybox.store import tables
@@ -22,6 +23,8 @@ from relaybox.store.db import transaction
 from tests.support.stack import AUTH, USER_SECRET, Stack, running_stack
 
 MISSING = 999_999
+CALLBACK_ID = config_id("event.notification.callback.url")
+EVIL = "https://evil.example/steal"
 
 
 @dataclass
@@ -109,6 +112,14 @@ def _calls(x: int, event: int, delivery: str, own: int) -> list[tuple[str, str, 
         ("GET", f"/instances/{x}/configuration", {}),
         ("GET", f"/instances/{x}/configuration/1", {}),
         ("PATCH", f"/instances/{x}/configuration/1", {"json": {"propertyValue": "stolen"}}),
+        ("GET", f"/instances/{x}/configuration/{CALLBACK_ID}", {}),
+        ("PATCH", f"/instances/{x}/configuration/{CALLBACK_ID}", {"json": {"propertyValue": EVIL}}),
+        ("PATCH", f"/instances/{x}", {"json": {"providerData": {"code": "x"}}}),
+        ("GET", f"/elements/dropbox/instances/{x}", {}),
+        ("GET", f"/elements/14/instances/{x}", {}),
+        ("PATCH", f"/elements/dropbox/instances/{x}", {"json": {"name": "stolen"}}),
+        ("PUT", f"/elements/dropbox/instances/{x}", {"json": {"providerData": {"code": "x"}}}),
+        ("DELETE", f"/elements/dropbox/instances/{x}", {}),
     ]
 
 
@@ -233,11 +244,20 @@ async def test_two_organizations_never_see_each_other(tmp_path: Path, database_u
                     f"{stack.api}/instances", headers=auth, json={"name": "x"}
                 )
                 assert create.status_code == 404, create.text
-                answers += [mine, create]
+                by_key_create = await stack.http.post(
+                    f"{stack.api}/elements/dropbox/instances", headers=auth, json={"name": "x"}
+                )
+                assert by_key_create.status_code == 404, by_key_create.text
+                answers += [mine, create, by_key_create]
 
             # The organization-wide lists show only what the caller may see.
             listed = await stack.http.get(f"{stack.api}/instances", headers=auth)
             assert {i["id"] for i in listed.json()} == visible, label
+            tagged = await stack.http.get(
+                f"{stack.api}/instances", headers=auth, params={"tags[]": ["team-a", "Test"]}
+            )
+            assert {i["id"] for i in tagged.json()} == visible, label
+            answers.append(tagged)
             by_key = await stack.http.get(f"{stack.api}/elements/dropbox/instances", headers=auth)
             if by_key.status_code != 404:  # SPEC 9's list by element key, once it lands
                 assert {i["id"] for i in by_key.json()} == visible, label
