@@ -23,6 +23,7 @@ from relaybox.api import (
     instance_configuration,
     instances,
     receiver,
+    reference,
 )
 from relaybox.api.limits import MAX_BODY, BodyLimit
 from relaybox.api.throttle import FailureLimiter
@@ -88,6 +89,9 @@ def create_app(
         version=__version__,
         description="Self-hosted connector events, compatible with the Open Connectors API.",
         lifespan=lifespan,
+        # /docs is served offline by api/reference.py; FastAPI's own pages use a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Webhooks whose signature matches no app secret, per client address (api/receiver.py).
     app.state.webhook_failures = FailureLimiter()
@@ -106,6 +110,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
+    reference.install(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
