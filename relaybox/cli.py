@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
-import uvicorn
 
 from relaybox import logs
 from relaybox.config import Settings
 from relaybox.crypto import load_or_create_key
+from relaybox.server import run as run_server
 
 if TYPE_CHECKING:
     from relaybox.runtime import Runtime
@@ -85,8 +85,12 @@ def serve(
     settings = Settings()
     mounts: dict[str, Any] = {}
     on_ready = on_stop = None
+    on_shutdown: list[Callable[[], None]] = []
     if sandbox:
-        settings, mounts, on_ready, on_stop = _with_sandbox(settings, host, sandbox_public)
+        settings, mounts, on_ready, on_stop, stop_waiting = _with_sandbox(
+            settings, host, sandbox_public
+        )
+        on_shutdown.append(stop_waiting)
     from relaybox.app import create_app
 
     async def ready(server: Any) -> None:
@@ -97,13 +101,13 @@ def serve(
     server_app = create_app(
         settings, workers=workers, mounts=mounts, on_ready=ready, on_stop=on_stop
     )
-    uvicorn.run(
+    run_server(
         server_app,
+        on_shutdown=on_shutdown,
         host=host,
         port=port,
         log_level="info",
         log_config=logs.UVICORN_LOGGING,
-        timeout_graceful_shutdown=20,
         **forwarding(settings),
     )
 
@@ -124,8 +128,9 @@ def sandbox_app_secret(settings: Settings) -> str:
 
 def _with_sandbox(
     settings: Settings, host: str, public: bool
-) -> tuple[Settings, dict[str, Any], Any, Any]:
-    """Point every Dropbox URL at the mounted sandbox and seed its app and account."""
+) -> tuple[Settings, dict[str, Any], Any, Any, Callable[[], None]]:
+    """Point every Dropbox URL at the mounted sandbox and seed its app and account; the
+    last item ends its longpolls when the server begins to shut down (relaybox/server.py)."""
     from relaybox import sandbox_serving as serving
     from relaybox.sandbox.app import create_app as create_sandbox
 
@@ -162,7 +167,8 @@ def _with_sandbox(
     async def on_stop(_: Any) -> None:
         await sandbox_app.state.sandbox.aclose()
 
-    return settings, {"/sandbox": serving.secure(sandbox_app, exposed)}, on_ready, on_stop
+    mounts = {"/sandbox": serving.secure(sandbox_app, exposed)}
+    return settings, mounts, on_ready, on_stop, sandbox_app.state.sandbox.stop_waiting
 
 
 def _sandbox_exposure(
@@ -271,8 +277,9 @@ def sandbox_command(
     lines = serving.token_lines(exposed, f"{scheme}://{host}:{port}")
     if lines:
         typer.echo(f"Dropbox sandbox\n{lines}")
-    uvicorn.run(
+    run_server(
         serving.secure(sandbox_app, exposed),
+        on_shutdown=[sandbox_app.state.sandbox.stop_waiting],
         host=host,
         port=port,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,

@@ -55,12 +55,17 @@ class Sandbox:
         self._closing = False
         self.webhooks.start()
 
-    async def aclose(self) -> None:
-        """Stop background work and answer every waiting longpoll."""
+    def stop_waiting(self) -> None:
+        """Answer every waiting longpoll now (`changes: false` unless there are changes),
+        and any later one at once: the server is shutting down."""
         self._closing = True
         for event in self._wakeups.values():
             event.set()
         self._wakeups.clear()
+
+    async def aclose(self) -> None:
+        """Stop background work and answer every waiting longpoll."""
+        self.stop_waiting()
         await self.webhooks.aclose()
         if self._save_pending:
             self._save_now()
