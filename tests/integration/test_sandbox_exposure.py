@@ -132,7 +132,7 @@ def test_a_sandbox_token_from_the_environment_is_required_on_loopback_too(
 
 
 def served_settings(tmp_path: Path, host: str = "127.0.0.1", public: bool = False) -> Settings:
-    settings, _, _, _ = _with_sandbox(Settings(data_dir=tmp_path), host, public)
+    settings = _with_sandbox(Settings(data_dir=tmp_path), host, public)[0]
     return settings
 
 
