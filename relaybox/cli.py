@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hashlib
 import hmac
@@ -12,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
 import typer
 
 from relaybox import logs
@@ -83,6 +81,8 @@ def serve(
     """Run the API, the receiver and (unless --no-workers) the workers in one process."""
     _logging()
     settings = Settings()
+    if "public_url" not in settings.model_fields_set:  # RELAYBOX_PUBLIC_URL unset
+        settings = settings.model_copy(update={"public_url": local_url(host, port)})
     mounts: dict[str, Any] = {}
     on_ready = on_stop = None
     on_shutdown: list[Callable[[], None]] = []
@@ -96,6 +96,8 @@ def serve(
     async def ready(server: Any) -> None:
         if on_ready is not None:
             await on_ready(server)
+        public = settings.public_url.rstrip("/")
+        typer.echo(f"relaybox: console {public}/ui/   API reference {public}/docs")
         settle_heap()
 
     server_app = create_app(
@@ -110,6 +112,17 @@ def serve(
         log_config=logs.UVICORN_LOGGING,
         **forwarding(settings),
     )
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL of `serve --host host --port port` from this machine (the default public URL:
+    the sandbox's links and the OAuth redirects must name the port actually served)."""
+    name = host.strip().strip("[]")
+    if name in ("", "0.0.0.0"):
+        name = "127.0.0.1"
+    elif name == "::":
+        name = "::1"
+    return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
 
 
 def forwarding(settings: Settings) -> dict[str, Any]:
@@ -162,6 +175,8 @@ def _with_sandbox(
             f"{base}\n  app key:    {SANDBOX_APP_KEY}\n  app secret: {app_secret}\n"
             f"  account:    {account.account_id} ({SANDBOX_EMAIL})\n"
             + (serving.token_lines(exposed, base) or f"  files page: {base}/_sandbox/ui\n")
+            + "  its events, live: relaybox demo --url "
+            + f"{settings.public_url.rstrip('/')} --auth 'User ..., Organization ...'\n"
         )
 
     async def on_stop(_: Any) -> None:
@@ -199,32 +214,26 @@ def demo(
     port: Annotated[int, typer.Option(help="Port of the demo callback receiver.")] = 8001,
     changes: Annotated[bool, typer.Option(help="Make a few changes by itself.")] = True,
 ) -> None:
-    """Connect the sandbox account, receive its events here and print them as they arrive."""
-    from relaybox.demo import run_demo
+    """Connect the sandbox account, receive its events here and print them as they arrive;
+    Ctrl+C (or SIGTERM) stops it and removes its instance."""
+    from relaybox.demo import DemoError, run_demo
 
-    settings = Settings()
-    token = settings.sandbox_token
-    account = httpx.post(
-        f"{url.rstrip('/')}/sandbox/_sandbox/accounts",
-        json={"email": SANDBOX_EMAIL},
-        headers={"Authorization": f"Bearer {token}"} if token else None,
-        timeout=10,
-    )
-    account.raise_for_status()
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(
             run_demo(
                 base=url.rstrip("/"),
                 auth=auth,
-                app_key=SANDBOX_APP_KEY,
-                app_secret=sandbox_app_secret(settings),
-                account=str(account.json()["account_id"]),
                 port=port,
                 changes=changes,
                 show=typer.echo,
-                sandbox_token=token,
+                sandbox_token=Settings().sandbox_token,
             )
         )
+    except DemoError as exc:
+        typer.echo(f"relaybox demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl+C while cleaning up
+        raise typer.Exit(130) from None
 
 
 @app.command()

@@ -1,8 +1,11 @@
 """`relaybox demo`: the whole flow against a running `relaybox serve --sandbox`, by its HTTP APIs.
 
-It runs a callback receiver, connects the sandbox's demo account exactly as a client would
-(OAuth URL, consent, `POST /instances`), optionally makes a few changes, and prints every
-event that arrives with the result of checking its signature.
+It runs a callback receiver, registers an app of its own with the sandbox (its control API),
+connects the sandbox's demo account exactly as a client would (OAuth URL, consent,
+`POST /instances`), optionally makes a few changes, and prints every event that arrives
+with the result of checking its signature. It reads nothing from disk, so it runs from any
+folder. When it ends (Ctrl+C, SIGTERM) it deletes its instance. What goes wrong is a
+`DemoError` whose message is one line for the user.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import hashlib
 import hmac
 import json
 import secrets
+import signal
+import socket
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +32,15 @@ from starlette.routing import Route
 
 DEMO_CALLBACK = "http://127.0.0.1:{port}/events"
 OAUTH_CALLBACK = "http://127.0.0.1/oauth-done"
+DEMO_EMAIL = "demo@example.com"
+AUTH_HELP = (
+    "pass the `User ..., Organization ...` value relaybox printed at its first start "
+    "(--auth or RELAYBOX_DEMO_AUTH)"
+)
+
+
+class DemoError(Exception):
+    """What stopped the demo, in one line for the user."""
 
 
 def receiver(signature_key: str, show: Callable[[str], None]) -> Starlette:
@@ -51,121 +66,229 @@ def receiver(signature_key: str, show: Callable[[str], None]) -> Starlette:
     return Starlette(routes=[Route("/events", events, methods=["POST"])])
 
 
-async def connect(
-    http: httpx.AsyncClient,
-    base: str,
-    auth: str,
-    app_key: str,
-    app_secret: str,
-    account: str,
-    callback: str,
-    signature_key: str,
-) -> dict[str, Any]:
-    api = f"{base}/elements/api-v2"
-    headers = {"Authorization": auth}
-    answer = await http.get(
-        f"{api}/elements/dropbox/oauth/url",
-        params={
-            "apiKey": app_key,
-            "apiSecret": app_secret,
-            "callbackUrl": OAUTH_CALLBACK,
-            "state": secrets.token_hex(8),
-        },
-        headers=headers,
-    )
-    answer.raise_for_status()
-    oauth_url = urlsplit(answer.json()["oauthUrl"])
-    query = {k: v[0] for k, v in parse_qs(oauth_url.query).items()}
-    consent = await http.post(
-        oauth_url._replace(query="").geturl(),
-        data={**query, "account_id": account, "decision": "allow"},
-    )
-    code = parse_qs(urlsplit(consent.headers["location"]).query)["code"][0]
-    created = await http.post(
-        f"{api}/instances",
-        headers=headers,
-        json={
-            "element": {"key": "dropbox"},
-            "providerData": {"code": code},
-            "name": f"demo {secrets.token_hex(3)}",
-            "tags": ["demo"],
-            "configuration": {
-                "oauth.api.key": app_key,
-                "oauth.api.secret": app_secret,
-                "oauth.callback.url": OAUTH_CALLBACK,
-                "event.notification.enabled": True,
-                "event.notification.callback.url": callback,
-                "event.notification.signature.key": signature_key,
+def _message(answer: httpx.Response) -> str:
+    try:
+        data = answer.json()
+    except ValueError:
+        return answer.text[:200]
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("error") or data)[:200]
+    return str(data)[:200]
+
+
+class Demo:
+    """The demo's calls to relaybox (`base`) and its mounted sandbox."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, base: str, auth: str, sandbox_token: str | None
+    ) -> None:
+        if not auth.strip() or "\n" in auth.strip() or "\r" in auth:
+            raise DemoError(f"the credential must be one line: {AUTH_HELP}")
+        self.http, self.base, self.auth = http, base, auth.strip()
+        self.api = f"{base}/elements/api-v2"
+        self.sandbox = f"{base}/sandbox"
+        # The sandbox's control API token (RELAYBOX_SANDBOX_TOKEN, `--sandbox-public`).
+        self.control_auth = {"Authorization": f"Bearer {sandbox_token}"} if sandbox_token else {}
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.http.send(request)
+        except httpx.ConnectError:
+            raise DemoError(
+                f"cannot reach relaybox at {self.base}: start it with `make run` "
+                "(or `relaybox serve --sandbox`), or pass its address with --url"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise DemoError(f"{request.method} {request.url.path} failed: {exc!r}") from None
+
+    async def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A call to the sandbox's control API; its refusals said in words."""
+        request = self.http.build_request(
+            method, f"{self.sandbox}/_sandbox{path}", headers=self.control_auth, **kwargs
+        )
+        answer = await self.send(request)
+        if answer.status_code == 401:
+            raise DemoError(
+                "the sandbox's control API wants its token: set RELAYBOX_SANDBOX_TOKEN to the "
+                "token relaybox printed at start"
+            )
+        if answer.status_code == 404 and path in ("/apps", "/accounts"):
+            raise DemoError(f"{self.base} serves no Dropbox sandbox: start relaybox with --sandbox")
+        if not answer.is_success:
+            raise DemoError(
+                f"the sandbox refused {path} ({answer.status_code}): {_message(answer)}"
+            )
+        return answer.json()
+
+    async def platform(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to relaybox's API with the credential; a refused credential said in words."""
+        request = self.http.build_request(
+            method, f"{self.api}{path}", headers={"Authorization": self.auth}, **kwargs
+        )
+        answer = await self.send(request)
+        if answer.status_code in (401, 429):
+            raise DemoError(f"relaybox refused the credential ({_message(answer)}): {AUTH_HELP}")
+        return answer
+
+    async def register_app(self) -> tuple[str, str]:
+        """A sandbox app of the demo's own, its webhooks going to relaybox's receiver."""
+        key, secret = f"relaybox-demo-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+        webhook = f"{self.api}/events/dropbox"
+        await self.control(
+            "POST", "/apps", json={"app_key": key, "app_secret": secret, "webhook_uri": webhook}
+        )
+        return key, secret
+
+    async def connect(
+        self, app_key: str, app_secret: str, account: str, callback: str, signature_key: str
+    ) -> dict[str, Any]:
+        """Connect `account` as a client would: OAuth URL, consent, `POST /instances`."""
+        answer = await self.platform(
+            "GET",
+            "/elements/dropbox/oauth/url",
+            params={
+                "apiKey": app_key,
+                "apiSecret": app_secret,
+                "callbackUrl": OAUTH_CALLBACK,
+                "state": secrets.token_hex(8),
             },
-        },
-    )
-    if created.status_code != 200:
-        raise SystemExit(f"creating the instance failed: {created.text}")
-    return dict(created.json())
-
-
-async def make_changes(
-    http: httpx.AsyncClient, sandbox: str, account: str, token: str | None = None
-) -> None:
-    control = f"{sandbox}/_sandbox/accounts/{account}"
-    folder = f"/demo-{secrets.token_hex(2)}"
-    steps: list[httpx.Request] = [
-        http.build_request(
-            "PUT", f"{control}/files", params={"path": f"{folder}/hello.txt"}, content=b"hello"
-        ),
-        http.build_request(
-            "PUT",
-            f"{control}/files",
-            params={"path": f"{folder}/hello.txt"},
-            content=b"hello, again",
-        ),
-        http.build_request(
+        )
+        if not answer.is_success:
+            raise DemoError(f"the OAuth URL was refused ({answer.status_code}): {_message(answer)}")
+        oauth_url = urlsplit(answer.json()["oauthUrl"])
+        query = {k: v[0] for k, v in parse_qs(oauth_url.query).items()}
+        consent = await self.send(
+            self.http.build_request(
+                "POST",
+                oauth_url._replace(query="").geturl(),
+                data={**query, "account_id": account, "decision": "allow"},
+            )
+        )
+        location = consent.headers.get("location", "")
+        code = parse_qs(urlsplit(location).query).get("code", [""])[0]
+        if not code:
+            raise DemoError(
+                f"the sandbox's consent page gave no code ({consent.status_code}): "
+                f"{_message(consent)}"
+            )
+        created = await self.platform(
             "POST",
-            f"{control}/move",
-            json={"from_path": f"{folder}/hello.txt", "to_path": f"{folder}/greeting.txt"},
-        ),
-        http.build_request("DELETE", f"{control}/files", params={"path": folder}),
-    ]
-    for step in steps:
-        if token:  # the sandbox's control API token (`serve --sandbox-public`)
-            step.headers["Authorization"] = f"Bearer {token}"
-        await asyncio.sleep(1.5)
-        (await http.send(step)).raise_for_status()
+            "/instances",
+            json={
+                "element": {"key": "dropbox"},
+                "providerData": {"code": code},
+                "name": f"demo {secrets.token_hex(3)}",
+                "tags": ["demo"],
+                "configuration": {
+                    "oauth.api.key": app_key,
+                    "oauth.api.secret": app_secret,
+                    "oauth.callback.url": OAUTH_CALLBACK,
+                    "event.notification.enabled": True,
+                    "event.notification.callback.url": callback,
+                    "event.notification.signature.key": signature_key,
+                },
+            },
+        )
+        if created.status_code != 200:
+            raise DemoError(
+                f"creating the instance failed ({created.status_code}): {_message(created)}"
+            )
+        return dict(created.json())
+
+    async def remove(self, instance_id: int) -> None:
+        answer = await self.platform("DELETE", f"/instances/{instance_id}")
+        if not answer.is_success and answer.status_code != 404:
+            raise DemoError(
+                f"removing instance {instance_id} failed ({answer.status_code}): {_message(answer)}"
+            )
+
+    async def make_changes(self, account: str) -> None:
+        one = f"/accounts/{account}"
+        folder = f"/demo-{secrets.token_hex(2)}"
+        hello, greeting = f"{folder}/hello.txt", f"{folder}/greeting.txt"
+        steps: list[tuple[str, str, dict[str, Any]]] = [
+            ("PUT", f"{one}/files", {"params": {"path": hello}, "content": b"hello"}),
+            ("PUT", f"{one}/files", {"params": {"path": hello}, "content": b"hello, again"}),
+            ("POST", f"{one}/move", {"json": {"from_path": hello, "to_path": greeting}}),
+            ("DELETE", f"{one}/files", {"params": {"path": folder}}),
+        ]
+        for method, path, kwargs in steps:
+            await asyncio.sleep(1.5)
+            await self.control(method, path, **kwargs)
+
+
+class _Receiver(uvicorn.Server):
+    """The callback receiver; the demo itself answers Ctrl+C and SIGTERM."""
+
+    def capture_signals(self) -> Any:
+        return nullcontext()
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise DemoError(
+            f"the demo's callback receiver cannot listen on 127.0.0.1:{port} ({exc.strerror}): "
+            "pass another --port"
+        ) from None
+    return sock
 
 
 async def run_demo(
     *,
     base: str,
     auth: str,
-    app_key: str,
-    app_secret: str,
-    account: str,
     port: int,
     changes: bool,
     show: Callable[[str], None],
     sandbox_token: str | None = None,
 ) -> None:
+    """Run until Ctrl+C or SIGTERM (or an error: `DemoError`), then delete the instance."""
     signature_key = secrets.token_urlsafe(16)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            receiver(signature_key, show), host="127.0.0.1", port=port, log_level="warning"
-        )
+    sock = _listen(port)
+    server = _Receiver(
+        uvicorn.Config(receiver(signature_key, show), log_level="warning", lifespan="off")
     )
-    task = asyncio.create_task(server.serve())
-    async with httpx.AsyncClient(timeout=30) as http:
-        instance = await connect(
-            http,
-            base,
-            auth,
-            app_key,
-            app_secret,
-            account,
-            DEMO_CALLBACK.format(port=port),
-            signature_key,
-        )
-        sandbox = f"{base}/sandbox"
-        show(f"instance {instance['id']} connected to {account}; events go to port {port}")
-        show(f"change files at {sandbox}/_sandbox/ui and watch them arrive here (Ctrl+C stops)")
-        if changes:
-            await make_changes(http, sandbox, account, sandbox_token)
-    await task
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    instance: dict[str, Any] = {}
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            demo = Demo(http, base, auth, sandbox_token)
+            try:
+                app_key, app_secret = await demo.register_app()
+                account = str(
+                    (await demo.control("POST", "/accounts", json={"email": DEMO_EMAIL}))[
+                        "account_id"
+                    ]
+                )
+                instance = await demo.connect(
+                    app_key, app_secret, account, DEMO_CALLBACK.format(port=port), signature_key
+                )
+                show(f"instance {instance['id']} connected to {account}; events go to port {port}")
+                show(
+                    f"change files at {demo.sandbox}/_sandbox/ui and watch them arrive here "
+                    "(Ctrl+C stops and removes the instance)"
+                )
+                if changes:
+                    await demo.make_changes(account)
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass
+            finally:
+                if instance:
+                    await demo.remove(int(instance["id"]))
+                    show(f"instance {instance['id']} removed")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        server.should_exit = True
+        await serving

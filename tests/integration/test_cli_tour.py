@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -45,13 +46,10 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     port = free_port()
-    env = {
-        **os.environ,
-        "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
-        "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("RELAYBOX_DATABASE_URL", None)
+    env = {**os.environ, "RELAYBOX_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    # No RELAYBOX_PUBLIC_URL: the URLs printed and used follow --port (`make run PORT=...`).
+    for name in ("RELAYBOX_DATABASE_URL", "RELAYBOX_PUBLIC_URL", "RELAYBOX_SANDBOX_TOKEN"):
+        env.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, "-m", "relaybox", "serve", "--sandbox", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -74,40 +72,55 @@ def test_serve_sandbox_serves_api_docs_and_sandbox(server: Server) -> None:
     assert re.search(r"Authorization: User \S+, Organization \S+", output)
     assert "app key:    relaybox-sandbox-app" in output
     assert re.search(r"account:    dbid:\S{35} ", output)
+    assert f"files page: {base}/sandbox/_sandbox/ui" in output
+    assert f"relaybox demo --url {base} " in output
+    assert f"console {base}/ui/   API reference {base}/docs" in output
     for path in ("/docs", "/openapi.json", "/healthz", "/readyz", "/sandbox/_sandbox/ui"):
         assert httpx.get(base + path, timeout=10).status_code == 200, path
     paths = httpx.get(base + "/openapi.json", timeout=10).json()["paths"]
     assert "/elements/api-v2/instances" in paths
 
 
-def test_demo_prints_signed_events(server: Server) -> None:
-    base, lines, env = server.base, server.lines, server.env
-    auth = re.search(r"Authorization: (User \S+, Organization \S+)", "\n".join(lines))
-    assert auth is not None
-    demo = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "relaybox",
-            "demo",
-            "--url",
-            base,
-            "--port",
-            str(free_port()),
-            "--auth",
-            auth.group(1),
-        ],
+def demo_process(
+    server: Server, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`relaybox demo` as a newcomer runs it: from another folder, no RELAYBOX_DATA_DIR."""
+    plain = {k: v for k, v in server.env.items() if k != "RELAYBOX_DATA_DIR"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "relaybox", "demo", "--port", str(free_port()), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
-        cwd=Path(env["RELAYBOX_DATA_DIR"]).parent,
+        env={**plain, **(env or {})},
+        cwd=cwd,
     )
+
+
+def credential(server: Server) -> str:
+    auth = re.search(r"Authorization: (User \S+, Organization \S+)", "\n".join(server.lines))
+    assert auth is not None
+    return auth.group(1)
+
+
+def test_demo_prints_signed_events(server: Server, tmp_path: Path) -> None:
+    base, auth = server.base, credential(server)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    demo = demo_process(server, elsewhere, "--url", base, env={"RELAYBOX_DEMO_AUTH": auth})
     try:
         out = read_until(demo, r"DELETED", timeout=60)
+        demo.send_signal(signal.SIGINT)  # Ctrl+C
+        out += read_until(demo, r"instance \d+ removed", timeout=30)
+        assert demo.wait(timeout=30) == 0
     finally:
-        demo.terminate()
-        demo.wait(timeout=30)
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert not (elsewhere / "relaybox-data").exists()
+    instances = httpx.get(
+        f"{base}/elements/api-v2/instances", headers={"Authorization": auth}, timeout=10
+    )
+    assert instances.json() == [], "the demo removes its instance when it ends"
     events = [line for line in out if line.split(" ")[0] in {"CREATED", "UPDATED", "DELETED"}]
     assert [line.split()[0:2] for line in events] == [
         ["CREATED", "folders"],
@@ -118,8 +131,42 @@ def test_demo_prints_signed_events(server: Server) -> None:
     ]
     assert "->" in events[3]
     assert all(line.endswith("signature ok") for line in events)
-    app_secret = re.search(r"app secret: (\S+)", "\n".join(lines))
-    assert app_secret is not None
     logged = read_until(server.process, r"oauth/url")
     assert "apiSecret=***" in logged[-1]
-    assert app_secret.group(1) not in "\n".join(logged), "secrets stay out of the access log"
+    assert not re.search(r"apiSecret=(?!\*\*\*)", "\n".join(logged)), "secrets stay out of logs"
+
+
+def test_demo_stops_on_sigterm_and_removes_its_instance(server: Server, tmp_path: Path) -> None:
+    auth = credential(server)
+    demo = demo_process(server, tmp_path, "--url", server.base, "--auth", auth, "--no-changes")
+    try:
+        read_until(demo, r"connected to", timeout=60)
+        demo.send_signal(signal.SIGTERM)
+        read_until(demo, r"instance \d+ removed", timeout=30)
+        assert demo.wait(timeout=30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    instances = httpx.get(
+        f"{server.base}/elements/api-v2/instances", headers={"Authorization": auth}, timeout=10
+    )
+    assert instances.json() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "auth", "says"),
+    [
+        ("{base}", "User wrong-1, Organization wrong-2", "relaybox refused the credential"),
+        ("http://127.0.0.1:{free}", "User a, Organization b", "cannot reach relaybox at"),
+    ],
+)
+def test_demo_fails_with_one_clear_line(
+    server: Server, tmp_path: Path, url: str, auth: str, says: str
+) -> None:
+    target = url.format(base=server.base, free=free_port())
+    demo = demo_process(server, tmp_path, "--url", target, "--auth", auth)
+    output, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 1
+    assert output.startswith(f"relaybox demo: {says}"), output
+    assert output.count("\n") == 1 and "Traceback" not in output, output
