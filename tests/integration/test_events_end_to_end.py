@@ -138,5 +138,5 @@ async def test_instance_answers_never_contain_secrets(tmp_path: Path, database_u
         config = one.json()["configuration"]
         assert config["oauth.api.secret"] == "********"
         assert config["event.notification.signature.key"] == "********"
-        assert config["oauth.api.key"] == "test-app-key"
+        assert config["oauth.api.key"] == "********"  # masked too (SPEC 9)
         assert patched.json()["tags"] == ["b"]
