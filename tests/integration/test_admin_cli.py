@@ -3,10 +3,8 @@ then call the API with the printed credentials; list-orgs and rotate-key on the 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,22 +13,12 @@ from relaybox.app import create_app
 from relaybox.config import Settings
 from relaybox.crypto import KEY_FILE, parse_keys
 from tests.support.console import console_opens, session_cookie, sign_in
+from tests.support.processes import run_command
 from tests.support.servers import serving
 
 
 async def admin(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relaybox",
-        "admin",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, out.decode(), err.decode()
+    return await run_command(env, "admin", *args)
 
 
 async def test_created_organizations_and_users_can_call_the_api(

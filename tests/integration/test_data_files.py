@@ -4,10 +4,8 @@ umask; and a weak bootstrap secret is refused before anything starts (docs/secur
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from relaybox.config import Settings
 from relaybox.crypto import KEY_FILE
 from relaybox.runtime import Runtime
 from relaybox.services.orgs import bootstrap, create_org
+from tests.support.processes import run_command
 
 
 @pytest.fixture(autouse=True)
@@ -83,25 +82,9 @@ async def test_a_weak_bootstrap_secret_is_refused_at_start(
         "RELAYBOX_BOOTSTRAP_ORG_SECRET": org_secret,
     }
     env.pop("RELAYBOX_DATABASE_URL", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relaybox",
-        "serve",
-        "--port",
-        "0",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    said = out.decode() + err.decode()
-    assert process.returncode == 2, said
+    code, out, err = await run_command(env, "serve", "--port", "0", timeout=30)
+    said = out + err
+    assert code == 2, said
     assert said.startswith("relaybox: configuration refused:"), said
     assert "RELAYBOX_BOOTSTRAP_" in said and complaint in said
     for secret in (user_secret, org_secret):

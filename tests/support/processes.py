@@ -60,6 +60,26 @@ class Relaybox:
             self.process.wait(timeout=30)
 
 
+async def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """`python -m relaybox ARGS` to its end (killed past `timeout`): exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relaybox",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
 async def start_relaybox(
     tmp_path: Path,
     database_url: str,
