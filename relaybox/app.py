@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relaybox import __version__
 from relaybox.api import (
-    console,
     deliveries,
     elements,
     errors,
@@ -34,6 +33,7 @@ from relaybox.runtime import Runtime
 from relaybox.services.orgs import bootstrap
 from relaybox.store.db import migrations_current
 from relaybox.store.tables import Notification
+from relaybox.web import routes as console
 
 log = logging.getLogger(__name__)
 

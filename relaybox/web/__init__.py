@@ -1,1 +1,1 @@
-"""The web console's templates, static files and its session cookie (see `api/console.py`)."""
+"""The web console's templates, static files and its session cookie (see `web/routes.py`)."""

@@ -1,6 +1,6 @@
 """Rendering the console's pages: templates, security headers, the signed-in caller, CSRF.
 
-Console routes (`api/console.py`) use `ConsoleRoute`, so a missing session answers a
+Console routes (`web/routes.py`) use `ConsoleRoute`, so a missing session answers a
 redirect to the sign-in form and a missing object an HTML 404 page, never the API's JSON.
 """
 
