@@ -100,9 +100,7 @@ class Runtime:
             ),
             http=http,
             wakeups=Wakeups(),
-            inbox=inbox_writer(
-                sessions, webhook_secrets.secret_of, writers=db.concurrent_writers(engine)
-            ),
+            inbox=inbox_writer(engine, sessions, webhook_secrets.secret_of),
             webhook_secrets=webhook_secrets,
         )
 

@@ -64,10 +64,14 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def concurrent_writers(engine: AsyncEngine) -> int:
-    """How many write transactions of one process are worth running at once: SQLite
-    takes one writer at a time (and relaybox gives it one connection per process)."""
-    return 1 if engine.dialect.name == "sqlite" else 2
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """One autocommit connection to `engine`'s PostgreSQL database, for a writer whose
+    every write is a single statement: no BEGIN and COMMIT round trips, and no ping at
+    each checkout (a connection the server dropped fails one write, which the writer
+    retries, and is replaced on the next checkout)."""
+    return create_async_engine(
+        engine.url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT"
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

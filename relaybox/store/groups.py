@@ -10,9 +10,7 @@ more. `submit` returns only after the transaction holding its item has committed
 When a group's transaction fails, each of its items is tried again alone, so one bad item
 (say, a notification whose instance was deleted meanwhile) fails by itself.
 
-With `writers` > 1, that many groups may be in flight at once, each in its own
-transaction (PostgreSQL: while one commits, the next is gathered and written). SQLite has
-one writer at a time and one connection per process: one writer there.
+One group is in flight at a time: while it commits, the next one gathers.
 """
 
 from __future__ import annotations
@@ -52,37 +50,35 @@ class GroupCommit(Generic[T, R]):
         name: str,
         max_group: int = 200,
         linger: float = 0.0,
-        writers: int = 1,
+        closing: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.apply = apply
         self.name = name
         self.max_group = max_group
         self.linger = linger
-        self.writers = writers
+        self.closing = closing  # run by `close`, e.g. to close the writer's own engine
         self._queue: asyncio.Queue[_Waiting[T, R]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         """Write `item` with whatever else is queued; its result once committed."""
-        if not self._tasks or any(task.done() for task in self._tasks):
-            self._tasks = [task for task in self._tasks if not task.done()]
-            self._tasks += [
-                asyncio.create_task(self._run(), name=f"group-commit-{self.name}")
-                for _ in range(self.writers - len(self._tasks))
-            ]
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"group-commit-{self.name}")
         waiting: _Waiting[T, R] = _Waiting(item, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(waiting)
         return await waiting.done
 
     async def close(self) -> None:
         """Stop writing; whoever still waits hears that nothing was written for them."""
-        for task in self._tasks:
-            task.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._task
         while not self._queue.empty():
             _fail(self._queue.get_nowait(), RuntimeError(f"{self.name}: closed"))
+        if self.closing is not None:
+            await self.closing()
 
     async def _run(self) -> None:
         group: list[_Waiting[T, R]] = []

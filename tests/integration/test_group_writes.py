@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relaybox.crypto import SecretBox
 from relaybox.services.webhook_secrets import (
@@ -22,9 +23,15 @@ from relaybox.services.webhook_secrets import (
     WebhookSecrets,
 )
 from relaybox.store import tables
-from relaybox.store.db import create_engine, session_factory, transaction, upgrade
+from relaybox.store.db import (
+    autocommit_engine,
+    create_engine,
+    session_factory,
+    transaction,
+    upgrade,
+)
 from relaybox.store.groups import GroupCommit
-from relaybox.store.inbox import Received, store_received
+from relaybox.store.inbox import Received, inbox_writer, store_received
 from relaybox.store.pass_results import Fetched, PassResult, apply_passes
 
 ACCOUNT = "dbid:AAshared-by-two-apps-000000000000000"
@@ -32,6 +39,7 @@ ACCOUNT = "dbid:AAshared-by-two-apps-000000000000000"
 
 @dataclass
 class Db:
+    engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     box: SecretBox
     org_id: int
@@ -48,7 +56,7 @@ async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Db]:
         session.add(org)
         await session.flush()
         org_id = org.id
-    yield Db(sessions, box, org_id)
+    yield Db(engine, sessions, box, org_id)
     await engine.dispose()
 
 
@@ -102,6 +110,73 @@ async def test_one_account_two_apps_in_one_group(db: Db) -> None:
     assert await requested(db, second) == 1
     # An instance whose own secret did not sign the body is not asked, whatever its app key.
     assert await requested(db, stranger) == 0
+
+
+async def test_the_inbox_writer_stores_each_notification_and_asks_each_instance_once(
+    db: Db,
+) -> None:
+    """Through the writer the receiver uses (on PostgreSQL: autocommit, one statement per
+    group): every notification is stored; an instance asked twice before its pass starts
+    is written once, and keeps the newest notification."""
+    instance = await add_instance(db, "app", "K1", "secret-one")
+    secrets = WebhookSecrets(db.sessions, db.box)
+    writer = inbox_writer(db.engine, db.sessions, secrets.secret_of)
+    try:
+
+        def numbered(n: int) -> Received:
+            body = {"list_folder": {"accounts": [ACCOUNT]}, "n": n}
+            return Received(
+                "dropbox", body, [ACCOUNT], frozenset({"secret-one"}), lambda a: {"n": n}
+            )
+
+        first = await writer.submit(numbered(1))
+        together = await asyncio.gather(*(writer.submit(numbered(n)) for n in (2, 3, 4)))
+    finally:
+        await writer.close()
+    assert first.asked == 1 and first.idle == 1
+    assert [s.asked for s in together] == [1, 1, 1]
+    async with transaction(db.sessions) as session:
+        row = (
+            await session.execute(
+                select(tables.Instance.sync_requested, tables.Instance.sync_notification).where(
+                    tables.Instance.id == instance
+                )
+            )
+        ).one()
+        stored = (
+            await session.execute(
+                select(tables.InboxItem.body, tables.InboxItem.instance_count).order_by(
+                    tables.InboxItem.id
+                )
+            )
+        ).all()
+    # The first request still waits for its pass: the later ones wrote nothing more.
+    assert row.sync_requested == 1
+    assert row.sync_notification == {"n": 1}
+    assert [(body["n"], count) for body, count in stored] == [(n, 1) for n in (1, 2, 3, 4)]
+
+
+async def test_a_group_whose_inbox_row_fails_asks_for_no_pass(db: Db) -> None:
+    """The pass requests and the inbox rows of a group are written all or nothing: on
+    PostgreSQL one autocommitted statement (as the inbox writer runs it), on SQLite one
+    transaction."""
+    instance = await add_instance(db, "app", "K1", "secret-one")
+    secrets = WebhookSecrets(db.sessions, db.box)
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        engine = autocommit_engine(engine)
+    # A notification the database refuses (no element key: NOT NULL) after the one that
+    # asks for a pass, in the same group.
+    refused = Received(None, {}, [], frozenset(), dict)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(IntegrityError):
+            async with transaction(session_factory(engine)) as session:
+                group = [received("secret-one"), refused]
+                await store_received(session, group, secrets.secret_of)
+    finally:
+        if engine is not db.engine:
+            await engine.dispose()
+    assert await requested(db, instance) == 0
 
 
 async def test_a_pass_whose_lease_was_taken_over_is_not_applied(db: Db) -> None:
