@@ -85,6 +85,7 @@ FULL = {
     "latency_seconds": 20.0,
     "fanout": "500,1000",
     "ingest_seconds": 10,
+    "ingest_runs": 3,
     "memory_instances": 10000,
     "memory_rounds": 2,
 }
@@ -96,6 +97,7 @@ QUICK = {
     "latency_seconds": 4.0,
     "fanout": "150",
     "ingest_seconds": 3,
+    "ingest_runs": 1,
     "memory_instances": 300,
     "memory_rounds": 1,
 }
@@ -891,6 +893,13 @@ async def run_wrk(url: str, body: bytes, options: argparse.Namespace, tmp: Path)
     return figures
 
 
+async def wrk_runs(
+    url: str, body: bytes, options: argparse.Namespace, tmp: Path
+) -> list[dict[str, Any]]:
+    """`--ingest-runs` runs of wrk, one after the other, against the same server."""
+    return [await run_wrk(url, body, options, tmp) for _ in range(options.ingest_runs)]
+
+
 async def inbox_rows(deployed: Deployment) -> int:
     assert deployed.database_url is not None
     if deployed.pg_name is not None:
@@ -941,9 +950,7 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
             ) as bare:
                 window = procs.CPUWindow({"relay": bare.pid})
                 window.start()
-                result = await run_wrk(
-                    f"http://127.0.0.1:{port}{RELAYBOX_HOOK}", body, options, tmp
-                )
+                runs = await wrk_runs(f"http://127.0.0.1:{port}{RELAYBOX_HOOK}", body, options, tmp)
                 cpu = await window.stop()
             rows = None
         else:
@@ -954,7 +961,7 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
                 window = deployed.window()
                 await window.start()
                 async with profiled(pid, profile, options.profile_native):
-                    result = await run_wrk(
+                    runs = await wrk_runs(
                         f"{deployed.relay_url}{RELAYBOX_HOOK}", body, options, tmp
                     )
                 cpu = await window.stop()
@@ -968,16 +975,23 @@ async def ingest(target: str, options: argparse.Namespace, report: Report) -> No
                         f"  {target}: counting the inbox after wrk failed: "
                         f"{type(error).__name__}: {error}; {await describe_database(deployed)}"
                     )
+    # The median run: one run of wrk against a process whose answers wait on group commits
+    # moves by a quarter from the next (docs/BENCHMARKS.md).
+    result = sorted(runs, key=lambda run: run["ok"] / run["seconds"])[len(runs) // 2]
     acks = result["ok"] / result["seconds"]
+    if len(runs) > 1:
+        each = ", ".join(f"{run['ok'] / run['seconds']:.0f}" for run in runs)
+        log(f"  {target}: {len(runs)} runs of wrk, acks/s {each}; the median run is reported")
+    acknowledged = sum(run["ok"] for run in runs)
     report.add("ingest", "acks/s", target, acks, baseline="bare")
     report.add("ingest", "p99 ms", target, result.get("p99_ms"), "{:.1f}", baseline="bare")
     report.add("ingest", "non-2xx", target, result["other"], baseline="bare")
     durable = ""
     if rows is not None:
-        verdict = "OK" if rows >= result["ok"] else "LOST ACKNOWLEDGED WEBHOOKS"
+        verdict = "OK" if rows >= acknowledged else "LOST ACKNOWLEDGED WEBHOOKS"
         durable = (
-            f"; inbox rows {rows} vs {result['ok']:.0f} 2xx seen by wrk: "
-            f"{rows - result['ok']:+.0f} ({verdict})"
+            f"; inbox rows {rows} vs {acknowledged:.0f} 2xx seen by wrk in all runs: "
+            f"{rows - acknowledged:+.0f} ({verdict})"
         )
     log(
         f"  {target}: {acks:.0f} acks/s{report.ratio('ingest', 'acks/s', target)}, "
@@ -1196,6 +1210,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fanout", help="fan-out sizes, comma-separated")
     parser.add_argument("--ingest-seconds", type=int)
     parser.add_argument("--ingest-connections", type=int, default=32)
+    parser.add_argument(
+        "--ingest-runs", type=int, help="wrk runs per target; the median is reported (3; quick 1)"
+    )
     parser.add_argument("--memory-instances", type=int)
     parser.add_argument("--memory-rounds", type=int)
     parser.add_argument("--run-timeout", type=float, default=1800, help="seconds per run")
