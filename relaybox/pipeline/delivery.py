@@ -48,7 +48,11 @@ from relaybox.store.groups import GroupCommit
 log = logging.getLogger(__name__)
 
 RESPONSE_BODY_LIMIT = 2048
+RESPONSE_HEADERS_LIMIT = 2048  # bytes of the callback's answer headers kept per attempt
 _rng = random.SystemRandom()
+
+
+Headers = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Sent:
     latency_ms: float
     error: str | None
     response_body: str | None
+    request_headers: Headers | None = None  # exactly as sent (no secret: only signatures)
+    response_headers: Headers | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,7 @@ async def send(
     client, so one instance's callbacks share its kept-alive connections."""
     settings = runtime.settings
     started = time.perf_counter()
+    sent: Headers | None = None  # the request's headers, once it is built
     try:
         # Stored before a check it now fails (an invalid internationalized name, say):
         # refused here with the reason, as at configuration.
@@ -228,14 +235,17 @@ async def send(
             timestamp=int(time.time()),
             user_agent=USER_AGENT,
         )
+        http = runtime.http.client(key)
+        request = http.build_request("POST", url, content=body, headers=headers)
+        sent = list(request.headers.items())
         async with asyncio.timeout(settings.delivery_timeout):
-            return await _post(runtime.http.client(key), url, body, headers, started)
+            return await _post(http, request, sent, started)
     except InvalidInput as exc:
-        return Sent(Outcome(None), _ms(started), exc.message, None)
+        return Sent(Outcome(None), _ms(started), exc.message, None, sent)
     except (TimeoutError, httpx.TimeoutException):
-        return Sent(Outcome(None, timed_out=True), _ms(started), "timed out", None)
+        return Sent(Outcome(None, timed_out=True), _ms(started), "timed out", None, sent)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return Sent(Outcome(None), _ms(started), f"{type(exc).__name__}: {exc}", None)
+        return Sent(Outcome(None), _ms(started), f"{type(exc).__name__}: {exc}", None, sent)
     except Exception:
         # A bug, not the endpoint: still an attempt, so the notification follows its retry
         # schedule rather than failing unrecorded each time its lease runs out, for ever
@@ -245,14 +255,9 @@ async def send(
 
 
 async def _post(
-    http: httpx.AsyncClient,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    started: float,
+    http: httpx.AsyncClient, request: httpx.Request, sent: Headers, started: float
 ) -> Sent:
-    """Send, and keep at most the first 2 KiB of the answer."""
-    request = http.build_request("POST", url, content=body, headers=headers)
+    """Send, and keep at most the first 2 KiB of the answer (and of its headers)."""
     response = await http.send(request, stream=True)
     try:
         kept = bytearray()
@@ -263,7 +268,26 @@ async def _post(
     finally:
         await response.aclose()
     outcome = Outcome(response.status_code, retry_after=response.headers.get("Retry-After"))
-    return Sent(outcome, _ms(started), None, kept.decode("utf-8", errors="replace"))
+    return Sent(
+        outcome,
+        _ms(started),
+        None,
+        kept.decode("utf-8", errors="replace"),
+        sent,
+        _bounded(list(response.headers.items()), RESPONSE_HEADERS_LIMIT),
+    )
+
+
+def _bounded(headers: Headers, limit: int) -> Headers:
+    """The first headers that fit in `limit` bytes (names and values)."""
+    kept: Headers = []
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value)
+        if size > limit:
+            break
+        kept.append((name, value))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -338,6 +362,8 @@ async def record_attempts(session: AsyncSession, group: Sequence[Attempted]) -> 
                 "latency_ms": a.sent.latency_ms,
                 "error": a.sent.error,
                 "response_body": a.sent.response_body,
+                "request_headers": a.sent.request_headers,
+                "response_headers": a.sent.response_headers,
             }
             for a in present
         ],

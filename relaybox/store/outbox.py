@@ -34,3 +34,29 @@ async def with_attempts(
         if one is not None:
             entry[1].append(one)
     return list(found.values())
+
+
+async def one_delivery(
+    session: AsyncSession, instance_id: int, notification_id: str
+) -> Delivery | None:
+    """One notification of an instance, by its id, with its attempts."""
+    note = tables.Notification
+    query = select(note).where(note.instance_id == instance_id, note.id == notification_id)
+    found = await with_attempts(session, query)
+    return found[0] if found else None
+
+
+async def pause_cause(session: AsyncSession, instance_id: int) -> tables.Notification | None:
+    """The notification that paused an instance's deliveries by itself: the newest one
+    given up after its last retry, or answered 410 Gone (pipeline/delivery.py).
+    None when neither exists (paused by hand)."""
+    note = tables.Notification
+    return await session.scalar(
+        select(note)
+        .where(
+            note.instance_id == instance_id,
+            (note.status == "failed") | (note.last_status_code == 410),
+        )
+        .order_by(note.pk.desc())
+        .limit(1)
+    )

@@ -235,3 +235,6 @@ class Attempt(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     response_body: Mapped[str | None] = mapped_column(Text)
+    # [name, value] pairs, in the order sent and received (migration 0006).
+    request_headers: Mapped[list[Any] | None] = mapped_column(JSON)
+    response_headers: Mapped[list[Any] | None] = mapped_column(JSON)

@@ -112,6 +112,31 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
     return answer
 
 
+def console_page(
+    request: Request,
+    console: Console,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+) -> Response:
+    """A signed-in page; it shows the session's flash message, if any, and drops it."""
+    flash = console.session.flash
+    answer = page(request, name, {"console": console, "notice": flash, **context}, status=status)
+    if flash:
+        session = console.session.with_flash(None)
+        cookies.write(answer, console.runtime.box, session, secure=secure(request))
+    return answer
+
+
+def flash_to(request: Request, console: Console, url: str, text: str) -> Response:
+    """Redirect to `url` (POST, redirect, GET), which then tells the user `text` once."""
+    answer = RedirectResponse(url, status_code=303)
+    session = console.session.with_flash(text)
+    cookies.write(answer, console.runtime.box, session, secure=secure(request))
+    return answer
+
+
 def www_origin(request: Request) -> str:
     parts = urlsplit(runtime_of(request).dropbox.urls.www)
     return f"{parts.scheme}://{parts.netloc}"

@@ -14,8 +14,9 @@ without the cookie, answers a page that continues to itself from this site (`hop
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -37,7 +38,9 @@ from relaybox.web.pages import (
     ConsoleRoute,
     Signed,
     checked_form,
+    console_page,
     csrf_refused,
+    flash_to,
     message,
     page,
     redirect_uri,
@@ -45,19 +48,17 @@ from relaybox.web.pages import (
     signed_in,
 )
 from relaybox.web.session import Session
-from relaybox.web.views import VENDOR_TYPES, create_body, instance_list, instance_view
+from relaybox.web.views import (
+    VENDOR_TYPES,
+    create_body,
+    delivery_view,
+    instance_list,
+    instance_view,
+)
 
 STATIC = {"console.css": "text/css"}
-NOTICES = {
-    "created": "The account is connected.",
-    "reauthenticated": "The account is re-authenticated.",
-    "events-on": "Events are on.",
-    "events-off": "Events are off.",
-    "resumed": "Deliveries resumed; queued notifications are being sent.",
-    "paused": "Deliveries paused; new notifications wait until you resume.",
-    "redelivered": "The delivery is queued to be sent again.",
-    "redelivered-failed": "Every failed delivery is queued to be sent again.",
-}
+CREATED = "The account is connected."
+REAUTHENTICATED = "The account is re-authenticated."
 
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
@@ -225,14 +226,14 @@ async def oauth_callback(request: Request) -> Response:
                 "configuration": {"oauth.callback.url": redirect_uri(runtime)},
             }
             row = await service.update(console.org_id, int(pending["instance"]), body, reauth=True)
-            done = "reauthenticated"
+            done = REAUTHENTICATED
         else:
             row = await service.create(
                 console.org_id,
                 {**pending["body"], "providerData": {"code": code}},
                 user_id=console.principal.user_id,
             )
-            done = "created"
+            done = CREATED
     except (InvalidInput, Conflict) as exc:
         text = input_message(exc) if isinstance(exc, InvalidInput) else exc.message
         answer = message(
@@ -244,7 +245,8 @@ async def oauth_callback(request: Request) -> Response:
             link=("/ui/instances/new", "Start again"),
         )
     else:
-        answer = RedirectResponse(f"/ui/instances/{row.id}?done={done}", status_code=303)
+        answer = RedirectResponse(f"/ui/instances/{row.id}", status_code=303)
+        console = replace(console, session=console.session.with_flash(done))
     cookies.write(answer, runtime.box, console.session.with_pending(None), secure=secure(request))
     return answer
 
@@ -260,21 +262,10 @@ async def instance_page(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    params = request.query_params
     view = await instance_view(
-        console.runtime,
-        console.org_id,
-        instance_id,
-        events=params.get("events"),
-        deliveries=params.get("deliveries"),
+        console.runtime, console.org_id, instance_id, params=request.query_params
     )
-    context = {
-        "console": console,
-        **view,
-        "notice": NOTICES.get(params.get("done") or ""),
-        "error": error,
-    }
-    return page(request, "instance.html", context, status=status)
+    return console_page(request, console, "instance.html", {**view, "error": error}, status=status)
 
 
 @router.get("/instances/{instance_id}")
@@ -287,8 +278,11 @@ async def instance_action(
     console: Console,
     instance_id: int,
     act: Callable[[dict[str, str]], Awaitable[str | Response]],
+    *,
+    back: str | None = None,
 ) -> Response:
-    """Check the form's CSRF token, run `act`, then show the instance (PRG) or its error."""
+    """Check the form's CSRF token, run `act`, then show `back` (the instance page by
+    default) with the message `act` returns, once (PRG), or the instance with its error."""
     form = await checked_form(request, console)
     if form is None:
         return csrf_refused(request, console)
@@ -304,7 +298,7 @@ async def instance_action(
         return await instance_page(request, console, instance_id, error=exc.message, status=409)
     if isinstance(done, Response):
         return done
-    return RedirectResponse(f"/ui/instances/{instance_id}?done={done}", status_code=303)
+    return flash_to(request, console, back or f"/ui/instances/{instance_id}", done)
 
 
 @router.post("/instances/{instance_id}/events")
@@ -315,7 +309,7 @@ async def toggle_events(instance_id: RowId, request: Request, console: Signed) -
         await InstanceService(console.runtime).update(
             console.org_id, instance_id, body, reauth=False
         )
-        return "events-on" if enabled else "events-off"
+        return "Events are on." if enabled else "Events are off."
 
     return await instance_action(request, console, instance_id, act)
 
@@ -325,9 +319,19 @@ async def subscription(instance_id: RowId, request: Request, console: Signed) ->
     async def act(form: dict[str, str]) -> str:
         active = form.get("active") == "true"
         await deliveries.set_subscription(console.runtime, console.org_id, instance_id, active)
-        return "resumed" if active else "paused"
+        if active:
+            return "Deliveries resumed; queued notifications are being sent."
+        return "Deliveries paused; new notifications wait until you resume."
 
     return await instance_action(request, console, instance_id, act)
+
+
+@router.get("/instances/{instance_id}/deliveries/{delivery_id}")
+async def delivery(
+    instance_id: RowId, delivery_id: str, request: Request, console: Signed
+) -> Response:
+    view = await delivery_view(console.runtime, console.org_id, instance_id, delivery_id)
+    return console_page(request, console, "delivery.html", view)
 
 
 @router.post("/instances/{instance_id}/deliveries/{delivery_id}/redeliver")
@@ -336,18 +340,22 @@ async def redeliver_one(
 ) -> Response:
     async def act(_: dict[str, str]) -> str:
         await deliveries.redeliver_one(console.runtime, console.org_id, instance_id, delivery_id)
-        return "redelivered"
+        return "The delivery is queued to be sent again."
 
-    return await instance_action(request, console, instance_id, act)
+    back = f"/ui/instances/{instance_id}/deliveries/{quote(delivery_id)}"
+    return await instance_action(request, console, instance_id, act, back=back)
 
 
 @router.post("/instances/{instance_id}/redeliver-failed")
 async def redeliver_failed(instance_id: RowId, request: Request, console: Signed) -> Response:
     async def act(_: dict[str, str]) -> str:
-        await deliveries.redeliver_many(
+        count = await deliveries.redeliver_many(
             console.runtime, console.org_id, instance_id, since=None, status="failed"
         )
-        return "redelivered-failed"
+        if count == 0:
+            return "Nothing to redeliver: no delivery has failed."
+        plural = "delivery is" if count == 1 else "deliveries are"
+        return f"{count} failed {plural} queued to be sent again."
 
     return await instance_action(request, console, instance_id, act)
 

@@ -1,8 +1,10 @@
 """The console's session: one encrypted cookie, and the CSRF token that goes with it.
 
-The cookie holds a random session id, a random CSRF token, an expiry and, while an account
-is being connected, the pending connection. It is encrypted with the runtime's `SecretBox`
-(Fernet: encrypted and authenticated), so it reveals nothing and cannot be forged. The
+The cookie holds a random session id, a random CSRF token, an expiry, while an account
+is being connected the pending connection, and a message for the next page (a "flash":
+shown once, then dropped from the cookie, so a reload never shows it again). It is
+encrypted with the runtime's `SecretBox` (Fernet: encrypted and authenticated), so it
+reveals nothing and cannot be forged. The
 session itself lives server-side (store/console_sessions.py, which keeps only a hash of the
 id) and every request looks it up: signing out, revoking the user or rotating the user's or
 the organization's secret ends it, and a copied cookie then opens nothing.
@@ -33,6 +35,7 @@ LIFETIME = 12 * 3600
 # A connection started in the console must come back from Dropbox within this time.
 PENDING_LIFETIME = 15 * 60
 CSRF_FIELD = "csrf"
+MAX_FLASH = 300
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Session:
     expires: float = field(default_factory=lambda: time.time() + LIFETIME)
     # The connection waiting for Dropbox's redirect: form values and the OAuth `state`.
     pending: dict[str, Any] | None = None
+    # What the next page tells the user once (the outcome of the action that led to it).
+    flash: str | None = None
 
     @property
     def expires_at(self) -> datetime:
@@ -50,6 +55,9 @@ class Session:
 
     def with_pending(self, pending: dict[str, Any] | None) -> Session:
         return replace(self, pending=pending)
+
+    def with_flash(self, flash: str | None) -> Session:
+        return replace(self, flash=flash[:MAX_FLASH] if flash else None)
 
     def pending_for(self, state: str) -> dict[str, Any] | None:
         """The pending connection `state` names, if it is this session's and still fresh."""
@@ -82,6 +90,7 @@ def read(request: Request, box: SecretBox) -> Session | None:
             csrf=str(data["csrf"]),
             expires=float(data["expires"]),
             pending=data.get("pending") if isinstance(data.get("pending"), dict) else None,
+            flash=data.get("flash") if isinstance(data.get("flash"), str) else None,
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -97,6 +106,7 @@ def write(response: Response, box: SecretBox, session: Session, *, secure: bool)
             "csrf": session.csrf,
             "expires": session.expires,
             "pending": session.pending,
+            "flash": session.flash,
         }
     )
     response.set_cookie(

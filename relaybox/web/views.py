@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 
-from relaybox.api.deliveries import describe_delivery
+from relaybox.api.deliveries import describe_attempt, describe_delivery
 from relaybox.api.errors import ApiError
 from relaybox.api.paging import decode_page, encode_page
 from relaybox.core.clock import iso_or_none
-from relaybox.core.errors import InvalidInput
+from relaybox.core.errors import InvalidInput, NotFound
 from relaybox.core.instance_config import parse_config
 from relaybox.runtime import Runtime
 from relaybox.services.instances import MAX_NAME, InstanceService
-from relaybox.store import tables
+from relaybox.store import outbox, tables
 from relaybox.store.db import transaction
+from relaybox.store.events import EventFilter, page_of_events
 from relaybox.store.outbox import with_attempts
 
 EVENTS_PAGE = 20
@@ -112,20 +118,68 @@ def page_token(value: str | None) -> int | None:
         return None
 
 
+EVENT_TYPES = ("CREATED", "UPDATED", "DELETED")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+MAX_PATH_FILTER = 200
+
+
+def event_filter(params: Mapping[str, str]) -> tuple[EventFilter, str | None]:
+    """The event list's filter from the page's query (`type`, `status`, `path`, `from`,
+    `to`; times as the browser's datetime-local fields send them, read as UTC), and what
+    was wrong with it in plain words (that part is then ignored)."""
+    problems: list[str] = []
+
+    def one_of(name: str, allowed: tuple[str, ...]) -> str | None:
+        value = params.get(name) or None
+        if value is not None and value not in allowed:
+            problems.append(f"{name} must be one of {', '.join(allowed)}")
+            return None
+        return value
+
+    def moment(name: str) -> datetime | None:
+        value = (params.get(name) or "").strip()
+        if not value:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            problems.append(f"{name} is not a date and time (like 2026-12-05T14:30)")
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+    path = (params.get("path") or "").strip() or None
+    if path is not None and len(path) > MAX_PATH_FILTER:
+        problems.append(f"path is longer than {MAX_PATH_FILTER} characters")
+        path = None
+    kept = EventFilter(
+        event_type=one_of("type", EVENT_TYPES),
+        status=one_of("status", DELIVERY_STATUSES),
+        path_contains=path,
+        since=moment("from"),
+        until=moment("to"),
+    )
+    if not problems:
+        return kept, None
+    said = "; ".join(problems)
+    return kept, said[:1].upper() + said[1:] + "."
+
+
 async def instance_view(
-    runtime: Runtime, org_id: int, instance_id: int, *, events: str | None, deliveries: str | None
+    runtime: Runtime,
+    org_id: int,
+    instance_id: int,
+    *,
+    params: Mapping[str, str],
 ) -> dict[str, Any]:
     """One instance (NotFound when not the organization's), a page of its latest events
-    and one of its deliveries with their attempts, newest first."""
+    (filtered by `params`, see `event_filter`) and one of its deliveries with their
+    attempts, newest first."""
     service = InstanceService(runtime)
-    events_before, deliveries_before = page_token(events), page_token(deliveries)
-    event_query = (
-        select(tables.Event, tables.Notification)
-        .join(tables.Notification, tables.Notification.pk == tables.Event.notification_pk)
-        .where(tables.Event.instance_id == instance_id)
+    kept, problem = event_filter(params)
+    events_before, deliveries_before = (
+        page_token(params.get("events")),
+        page_token(params.get("deliveries")),
     )
-    if events_before is not None:
-        event_query = event_query.where(tables.Event.id < events_before)
     note_query = select(tables.Notification).where(tables.Notification.instance_id == instance_id)
     if deliveries_before is not None:
         note_query = note_query.where(tables.Notification.pk < deliveries_before)
@@ -133,25 +187,108 @@ async def instance_view(
         row = await service.get(session, org_id, instance_id)
         instance = shown(service, row)
         subscription_active = row.subscription_active
-        found = (
-            await session.execute(
-                event_query.order_by(tables.Event.id.desc()).limit(EVENTS_PAGE + 1)
-            )
-        ).all()
+        found = await page_of_events(
+            session, instance_id, kept, before=events_before, limit=EVENTS_PAGE + 1
+        )
         notes = await with_attempts(
             session, note_query.order_by(tables.Notification.pk.desc()).limit(DELIVERIES_PAGE + 1)
         )
-        delivery_rows = [describe_delivery(n, attempts) for n, attempts in notes[:DELIVERIES_PAGE]]
+    timeout = runtime.settings.delivery_timeout
+    delivery_rows = []
+    for note, attempts in notes[:DELIVERIES_PAGE]:
+        described = describe_delivery(note, attempts)
+        for shown_attempt in described["attempts"]:
+            shown_attempt["problem"] = in_plain_words(
+                shown_attempt["statusCode"], shown_attempt["error"], timeout
+            )
+        delivery_rows.append(described)
+    filters = {
+        key: params[key] for key in ("type", "status", "path", "from", "to") if params.get(key)
+    }
+    older_events = None
+    if len(found) > EVENTS_PAGE:
+        older_events = urlencode({**filters, "events": encode_page(found[EVENTS_PAGE - 1][0].id)})
     return {
         "instance": instance,
         "subscription_active": subscription_active,
         "events": [describe_event(event, note) for event, note in found[:EVENTS_PAGE]],
         "deliveries": delivery_rows,
-        "older_events": (
-            encode_page(found[EVENTS_PAGE - 1][0].id) if len(found) > EVENTS_PAGE else None
-        ),
+        "filters": filters,
+        "filtered": kept.active,
+        "filter_problem": problem,
+        "event_types": EVENT_TYPES,
+        "delivery_statuses": DELIVERY_STATUSES,
+        "older_events": older_events,
         "older_deliveries": (
             encode_page(notes[DELIVERIES_PAGE - 1][0].pk) if len(notes) > DELIVERIES_PAGE else None
         ),
         "paged": events_before is not None or deliveries_before is not None,
+    }
+
+
+def in_plain_words(status_code: int | None, error: str | None, timeout: float) -> str | None:
+    """What went wrong with one attempt, as a person would say it (None: it succeeded)."""
+    if status_code is not None:
+        if 200 <= status_code < 300:
+            return None
+        try:
+            phrase = HTTPStatus(status_code).phrase
+        except ValueError:
+            phrase = ""
+        said = f"The callback answered {status_code} {phrase}".rstrip()
+        if 300 <= status_code < 400:
+            return f"{said}: redirects are not followed, so this counts as a failure."
+        if status_code == 410:
+            return f"{said}: it asked for no more deliveries, so deliveries are paused."
+        return f"{said}."
+    if not error:
+        return None
+    if error == "timed out":
+        return f"No answer within {timeout:g} seconds."
+    kind, _, detail = error.partition(": ")
+    if kind == "ConnectError":
+        return f"Could not connect to the callback: {detail or 'connection refused'}."
+    if kind in ("ReadError", "RemoteProtocolError", "WriteError"):
+        return f"The connection to the callback broke: {detail or kind}."
+    return error[:1].upper() + error[1:].rstrip(".") + "."
+
+
+def pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+async def delivery_view(
+    runtime: Runtime, org_id: int, instance_id: int, delivery_id: str
+) -> dict[str, Any]:
+    """One delivery as sent: its body, and each attempt's request and answer headers,
+    answer body and what went wrong. NotFound when not the organization's."""
+    service = InstanceService(runtime)
+    async with transaction(runtime.sessions) as session:
+        row = await service.get(session, org_id, instance_id)
+        found = await outbox.one_delivery(session, instance_id, delivery_id)
+        if found is None:
+            raise NotFound(f"delivery {delivery_id}")
+        cause = None if row.subscription_active else await outbox.pause_cause(session, row.id)
+    note, attempts = found
+    timeout = runtime.settings.delivery_timeout
+    return {
+        "instance": shown(service, row),
+        "subscription_active": row.subscription_active,
+        "pause_cause": cause.id if cause is not None else None,
+        "pause_gone": cause is not None and cause.last_status_code == 410,
+        "delivery": describe_delivery(note, []),
+        "body": pretty_json(note.body),
+        "attempts": [
+            {
+                **describe_attempt(attempt),
+                "number": number,
+                "problem": in_plain_words(attempt.status_code, attempt.error, timeout),
+                "requestHeaders": attempt.request_headers or [],
+                "responseHeaders": attempt.response_headers or [],
+            }
+            for number, attempt in enumerate(attempts, start=1)
+        ],
     }

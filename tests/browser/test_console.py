@@ -148,32 +148,88 @@ async def test_connect_watch_recover_and_turn_off(browser: Browser, stack: Stack
     assert "/already-there.txt" not in await page.content()
     await pages.look(page, "05-instance-delivered")
 
-    # The callback fails twice (the try and the one retry): the delivery fails and the
-    # subscription pauses. Resume, then redeliver it from the console.
+    # The callback fails twice (the try and the one retry), saying why in its answer: the
+    # delivery fails and the subscription pauses.
     stack.receiver.statuses.extend([500, 500])
+    stack.receiver.answer_body = b'{"error": "database is down"}'
+    stack.receiver.headers = {"X-Trace": "trace-42"}
     await stack.upload(account, "/second.txt", b"two")
     await reload_until(page, "/second.txt")
     await reload_until(page, "Resume deliveries")
     failed = page.locator("article.delivery").first
     await expect(failed).to_contain_text("failed")
-    await expect(failed.locator("table.attempts")).to_contain_text("500")
+    await expect(failed.locator("table.attempts")).to_contain_text(
+        "The callback answered 500 Internal Server Error."
+    )
     await pages.look(page, "06-instance-failed")
+    stack.receiver.answer_body, stack.receiver.headers = b"", {}
 
+    # Filters narrow the event list, and the paging keeps them.
+    await page.locator("#event-filters").get_by_label("Path contains").fill("SECOND")
+    await page.locator("#event-filters").get_by_role("button", name="Filter").click()
+    await expect(page.locator("#events-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#events-table")).to_contain_text("/second.txt")
+    await page.locator("#event-filters").get_by_label("Delivery").select_option("delivered")
+    await page.locator("#event-filters").get_by_role("button", name="Filter").click()
+    await expect(page.locator("#no-match")).to_be_visible()
+    await page.locator("#event-filters").get_by_label("Path contains").fill("")
+    await page.locator("#event-filters").get_by_role("button", name="Filter").click()
+    await expect(page.locator("#events-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#events-table")).to_contain_text("/hello.txt")
+    await page.locator("#event-filters").get_by_role("link", name="Clear").click()
+    await expect(page.locator("#events-table tbody tr")).to_have_count(2)
+
+    # The failed event links to its delivery: the exact request, both signatures, and
+    # each attempt's answer.
+    await (
+        page.locator("#events-table tbody tr")
+        .filter(has_text="/second.txt")
+        .get_by_role("link", name="failed")
+        .click()
+    )
+    await expect(page.locator("#request-body")).to_contain_text('"path": "/second.txt"')
+    sent = page.locator("#attempt-1 table.request-headers")
+    await expect(sent).to_contain_text("elements-webhook-signature")
+    await expect(sent).to_contain_text("webhook-signature")
+    await expect(sent).to_contain_text("webhook-timestamp")
+    first_attempt = stack.receiver.received[-2]
+    await expect(sent).to_contain_text(first_attempt.headers["elements-webhook-signature"])
+    await expect(sent).to_contain_text(first_attempt.headers["webhook-signature"])
+    await expect(page.locator("#attempt-1 .response-body")).to_contain_text("database is down")
+    await expect(page.locator("#attempt-1 table.response-headers")).to_contain_text("trace-42")
+    await expect(page.locator("#attempt-2 .problem")).to_have_text(
+        "The callback answered 500 Internal Server Error."
+    )
+    await expect(page.locator("#paused")).to_contain_text("used up its retries")
+    await pages.look(page, "06b-delivery-failed")
+
+    # Resume, then redeliver it from its page; the message shows once.
+    delivery_url = page.url
+    await page.goto(instance_url)
     await page.get_by_role("button", name="Resume deliveries").click()
     await expect(page.locator("#notice")).to_contain_text("Deliveries resumed")
-    await page.locator("article.delivery").first.get_by_role("button", name="Redeliver").click()
+    await page.reload()
+    await expect(page.locator("#notice")).to_have_count(0)
+    await page.goto(delivery_url)
+    await page.get_by_role("button", name="Redeliver").click()
     await expect(page.locator("#notice")).to_have_text("The delivery is queued to be sent again.")
-    await reload_until(page, "Pause deliveries")
-    first = page.locator("article.delivery").first
+    await expect(page).to_have_url(delivery_url)
     for _ in range(50):
-        if "delivered" in (await first.inner_text()):
+        if (await page.locator("#delivery-status").inner_text()) == "delivered":
             break
         await asyncio.sleep(0.3)
         await page.reload()
-    await expect(first).to_contain_text("delivered")
-    await expect(first.locator("table.attempts tbody tr")).to_have_count(3)
+    await expect(page.locator("#delivery-status")).to_have_text("delivered")
+    await expect(page.locator("article.attempt")).to_have_count(3)
     assert [status for _, status in stack.receiver.answered[-3:]] == [500, 500, 200]
-    await pages.look(page, "07-instance-redelivered")
+    await pages.look(page, "07-delivery-redelivered")
+
+    # Redeliver failed says truthfully that there is nothing to redeliver now.
+    await page.goto(instance_url)
+    await page.get_by_role("button", name="Redeliver failed").click()
+    await expect(page.locator("#notice")).to_have_text(
+        "Nothing to redeliver: no delivery has failed."
+    )
 
     await page.get_by_role("button", name="Turn events off").click()
     await expect(page.locator("#notice")).to_have_text("Events are off.")

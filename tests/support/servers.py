@@ -63,6 +63,7 @@ class CallbackReceiver:
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    answer_body: bytes = b""
     delay: float = 0.0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     in_flight: int = 0
@@ -83,7 +84,7 @@ class CallbackReceiver:
             finally:
                 self.in_flight -= 1
             self.arrived.set()
-            return Response(status_code=status, headers=self.headers)
+            return Response(self.answer_body, status_code=status, headers=self.headers)
 
         return Starlette(routes=[Route("/events", endpoint, methods=["POST"])])
 
