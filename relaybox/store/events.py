@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.store import tables
@@ -73,3 +73,9 @@ async def page_of_events(
         query = query.where(event.occurred_at <= kept.until)
     rows = await session.execute(query.order_by(event.id.desc()).limit(limit))
     return [(found, carrier) for found, carrier in rows]
+
+
+async def count_events(session: AsyncSession, instance_id: int) -> int:
+    event = tables.Event
+    found = await session.scalar(select(func.count()).where(event.instance_id == instance_id))
+    return int(found or 0)

@@ -31,6 +31,7 @@ from relaybox.services import deliveries
 from relaybox.services.instances import InstanceService
 from relaybox.store import console_sessions
 from relaybox.store.db import transaction
+from relaybox.store.events import count_events
 from relaybox.web import session as cookies
 from relaybox.web.pages import (
     WEB,
@@ -52,8 +53,12 @@ from relaybox.web.views import (
     VENDOR_TYPES,
     create_body,
     delivery_view,
+    edit_body,
+    edit_values,
+    field_of,
     instance_list,
     instance_view,
+    shown,
 )
 
 STATIC = {"console.css": "text/css"}
@@ -138,11 +143,10 @@ async def signout(request: Request, console: Signed) -> Response:
 @router.get("/")
 async def instances(request: Request, console: Signed) -> Response:
     context = {
-        "console": console,
         "instances": await instance_list(console.runtime, console.org_id),
         "webhook_uri": console.runtime.settings.dropbox_webhook_uri,
     }
-    return page(request, "instances.html", context)
+    return console_page(request, console, "instances.html", context)
 
 
 @router.get("/instances/new")
@@ -372,3 +376,82 @@ async def reauthenticate(instance_id: RowId, request: Request, console: Signed) 
         return to_dropbox(request, console, pending)
 
     return await instance_action(request, console, instance_id, act)
+
+
+# --- edit and delete --------------------------------------------------------------------
+
+
+async def _shown_instance(console: Console, instance_id: int) -> dict[str, Any]:
+    service = InstanceService(console.runtime)
+    async with transaction(console.runtime.sessions) as session:
+        return shown(service, await service.get(session, console.org_id, instance_id))
+
+
+def _edit_page(
+    request: Request,
+    console: Console,
+    instance: dict[str, Any],
+    values: dict[str, Any],
+    errors: dict[str, str],
+) -> Response:
+    context = {
+        "instance": instance,
+        "values": values,
+        "errors": errors,
+        "vendor_types": VENDOR_TYPES,
+        "has_signature_key": bool(
+            instance["configuration"].get("event.notification.signature.key")
+        ),
+    }
+    return console_page(request, console, "edit.html", context, status=400 if errors else 200)
+
+
+@router.get("/instances/{instance_id}/edit")
+async def edit_form(instance_id: RowId, request: Request, console: Signed) -> Response:
+    instance = await _shown_instance(console, instance_id)
+    return _edit_page(request, console, instance, edit_values(instance), {})
+
+
+@router.post("/instances/{instance_id}/edit")
+async def edit(instance_id: RowId, request: Request, console: Signed) -> Response:
+    form = await checked_form(request, console)
+    if form is None:
+        return csrf_refused(request, console)
+    instance = await _shown_instance(console, instance_id)
+    try:
+        body = edit_body(form)
+        await InstanceService(console.runtime).update(
+            console.org_id, instance_id, body, reauth=False
+        )
+    except InvalidInput as exc:
+        # Secrets are never sent back: the signature key is typed again after an error.
+        values = {**form, "ordered": form.get("ordered") == "on"}
+        return _edit_page(request, console, instance, values, {field_of(exc): input_message(exc)})
+    return flash_to(request, console, f"/ui/instances/{instance_id}", "Changes saved.")
+
+
+async def _delete_page(
+    request: Request, console: Console, instance_id: int, *, wrong: bool
+) -> Response:
+    instance = await _shown_instance(console, instance_id)
+    async with transaction(console.runtime.sessions) as session:
+        events = await count_events(session, instance_id)
+    context = {"instance": instance, "events": events, "wrong": wrong}
+    return console_page(request, console, "delete.html", context, status=400 if wrong else 200)
+
+
+@router.get("/instances/{instance_id}/delete")
+async def delete_form(instance_id: RowId, request: Request, console: Signed) -> Response:
+    return await _delete_page(request, console, instance_id, wrong=False)
+
+
+@router.post("/instances/{instance_id}/delete")
+async def delete(instance_id: RowId, request: Request, console: Signed) -> Response:
+    form = await checked_form(request, console)
+    if form is None:
+        return csrf_refused(request, console)
+    instance = await _shown_instance(console, instance_id)
+    if form.get("confirm", "").strip() != instance["name"]:
+        return await _delete_page(request, console, instance_id, wrong=True)
+    await InstanceService(console.runtime).delete(console.org_id, instance_id)
+    return flash_to(request, console, "/ui/", f"{instance['name']} is deleted.")

@@ -292,3 +292,54 @@ async def delivery_view(
             for number, attempt in enumerate(attempts, start=1)
         ],
     }
+
+
+# Where an instance-configuration error belongs on the edit form.
+EDIT_FIELDS = {
+    "name": "name",
+    "tags": "tags",
+    "event.notification.callback.url": "callback_url",
+    "event.notification.signature.key": "signature_key",
+    "event.vendor.type": "vendor_type",
+    "event.poller.refresh_interval": "refresh_interval",
+}
+
+
+def edit_values(instance: dict[str, Any]) -> dict[str, Any]:
+    """The edit form's fields, filled from the instance as the API shows it (masked)."""
+    config = instance.get("configuration", {})
+    return {
+        "name": instance.get("name", ""),
+        "tags": ", ".join(instance.get("tags") or []),
+        "callback_url": config.get("event.notification.callback.url") or "",
+        "ordered": bool(config.get("event.notification.ordered")),
+        "vendor_type": config.get("event.vendor.type") or "webhooks",
+        "refresh_interval": config.get("event.poller.refresh_interval") or "",
+    }
+
+
+def edit_body(values: Mapping[str, str]) -> dict[str, Any]:
+    """The PATCH body the edit form describes. A blank signature key keeps the one set."""
+    for key, value in values.items():
+        if len(value) > MAX_FIELD:
+            raise InvalidInput(f"{key} is longer than {MAX_FIELD} characters", field=key)
+    configuration: dict[str, Any] = {
+        "event.notification.callback.url": values.get("callback_url", "").strip(),
+        "event.notification.ordered": values.get("ordered") == "on",
+        "event.vendor.type": values.get("vendor_type") or "webhooks",
+    }
+    if values.get("signature_key", "").strip():
+        configuration["event.notification.signature.key"] = values["signature_key"].strip()
+    if values.get("refresh_interval", "").strip():
+        configuration["event.poller.refresh_interval"] = values["refresh_interval"].strip()
+    name = values.get("name", "").strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(f"a name of 1 to {MAX_NAME} characters is required", field="name")
+    tags = [tag.strip() for tag in values.get("tags", "").split(",") if tag.strip()]
+    return {"name": name, "tags": tags, "configuration": configuration}
+
+
+def field_of(error: InvalidInput) -> str:
+    """The edit-form field an error is about ("form" when none of them)."""
+    field = (error.field or "").removeprefix("configuration.")
+    return EDIT_FIELDS.get(field, field if field in EDIT_FIELDS.values() else "form")

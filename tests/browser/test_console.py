@@ -379,3 +379,71 @@ async def test_refusals(browser: Browser, stack: Stack) -> None:
         for secret in secrets:
             assert secret not in html
     await context.close()
+
+
+async def test_edit_fixes_a_failing_callback_then_delete(browser: Browser, stack: Stack) -> None:
+    """A dead callback URL fixed in the console makes the next redelivery succeed; a bad
+    one is refused next to its field; delete (after typing the name) removes the
+    instance."""
+    pages = Pages()
+    account = await stack.new_account("cy@example.com")
+    dead = "http://127.0.0.1:9/events"  # the discard port: nothing answers there
+    created = await stack.connect(account, "editable", **{"event.notification.callback.url": dead})
+    base = f"{stack.relaybox}/ui/instances/{created['id']}"
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, stack)
+
+    await stack.upload(account, "/edit-me.txt", b"x")
+    await page.goto(base)
+    await reload_until(page, "Resume deliveries")
+    await expect(page.locator("article.delivery").first).to_contain_text("failed")
+    await expect(page.locator("table.attempts").first).to_contain_text("Could not connect")
+
+    await page.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Callback URL for events")).to_have_value(dead)
+    await page.get_by_label("Callback URL for events").fill("ftp://example.com/x")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.locator("#callback_url-error")).to_contain_text("http")
+    await expect(page.get_by_label("Name")).to_have_value("editable")
+    await pages.look(page, "20-edit-refused")
+    answer = await stack.http.get(f"{stack.api}/instances/{created['id']}", headers=AUTH)
+    assert answer.json()["configuration"]["event.notification.callback.url"] == dead
+
+    await page.get_by_label("Callback URL for events").fill(stack.callback_url)
+    await page.get_by_label("Name").fill("edited")
+    await page.get_by_label("Tags").fill("fixed, console")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.locator("#notice")).to_have_text("Changes saved.")
+    answer = await stack.http.get(f"{stack.api}/instances/{created['id']}", headers=AUTH)
+    saved = answer.json()
+    assert saved["name"] == "edited" and saved["tags"] == ["fixed", "console"]
+    assert saved["configuration"]["event.notification.callback.url"] == stack.callback_url
+    # The signature key was left blank: the one set is kept.
+    assert saved["configuration"]["event.notification.signature.key"] != ""
+
+    await page.get_by_role("button", name="Resume deliveries").click()
+    await page.get_by_role("button", name="Redeliver failed").click()
+    await expect(page.locator("#notice")).to_have_text(
+        "1 failed delivery is queued to be sent again."
+    )
+    await stack.receiver.wait_for(lambda r: any(e["path"] == "/edit-me.txt" for e in r.events()))
+    await pages.look(page, "21-instance-edited")
+
+    await page.get_by_role("link", name="Delete").click()
+    await page.get_by_label("Type the instance's name to confirm").fill("not it")
+    await page.get_by_role("button", name="Delete for good").click()
+    await expect(page.locator("#confirm-error")).to_be_visible()
+    answer = await stack.http.get(f"{stack.api}/instances/{created['id']}", headers=AUTH)
+    assert answer.status_code == 200
+    await pages.look(page, "22-delete-confirm")
+    await page.get_by_label("Type the instance's name to confirm").fill("edited")
+    await page.get_by_role("button", name="Delete for good").click()
+    await expect(page.locator("#notice")).to_have_text("edited is deleted.")
+    await expect(page.get_by_role("row").filter(has_text="edited")).to_have_count(0)
+    answer = await stack.http.get(f"{stack.api}/instances/{created['id']}", headers=AUTH)
+    assert answer.status_code == 404
+    for html in pages.seen:
+        for secret in (APP_SECRET, "sig-key-123", USER_SECRET, ORG_SECRET, created["token"]):
+            assert secret not in html
+    await context.close()
