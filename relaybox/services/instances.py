@@ -54,6 +54,25 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class Account:
+    """The provider account behind an instance, as `users/get_current_account` tells it."""
+
+    id: str
+    email: str | None
+    name: str | None
+
+    @classmethod
+    def of(cls, answer: Mapping[str, Any]) -> Account:
+        email, names = answer.get("email"), answer.get("name")
+        name = names.get("display_name") if isinstance(names, Mapping) else None
+        return cls(
+            str(answer["account_id"]),
+            email[:320] if isinstance(email, str) and email else None,
+            name[:200] if isinstance(name, str) and name else None,
+        )
+
+
+@dataclass(frozen=True)
 class Credentials:
     """An instance's decrypted secrets."""
 
@@ -174,7 +193,9 @@ class InstanceService:
             secrets_enc=self._seal(config, tokens),
             tags=request.tags or [],
             app_key=config.app_key,
-            account_id=account,
+            account_id=account.id,
+            account_email=account.email,
+            account_name=account.name,
             events_enabled=config.events_on,
             vendor_type=config.vendor_type,
             ordered=config.ordered,
@@ -192,7 +213,7 @@ class InstanceService:
         except IntegrityError:  # a token hash met twice: a 256-bit coincidence
             raise Conflict("the instance could not be stored; try again") from None
         self.runtime.wakeups.sources.set()
-        log.info("created instance %s (%s) for account %s", row.id, row.element_key, account)
+        log.info("created instance %s (%s) for account %s", row.id, row.element_key, account.id)
         return row
 
     async def update(
@@ -222,6 +243,7 @@ class InstanceService:
         if "event.notification.callback.url" in touched:
             await self._check_callback(config)
         new_tokens: TokenSet | None = None
+        account: Account | None = None
         reauth = reauth or request.code is not None
         if reauth:
             if config.auth_type == "oauth2" and not request.code:
@@ -230,7 +252,7 @@ class InstanceService:
                 )
             new_tokens = await self._authenticate(config, request.code)
             account = await self._account(new_tokens.access_token)
-            if row.account_id and account != row.account_id:
+            if row.account_id and account.id != row.account_id:
                 raise InvalidInput(
                     "the code belongs to another Dropbox account than this instance's",
                     field="providerData.code",
@@ -268,6 +290,8 @@ class InstanceService:
                 row.access_token_expires_at = new_tokens.expires_at
             if reauth:
                 row.valid, row.status_message = True, None
+            if account is not None:
+                row.account_email, row.account_name = account.email, account.name
             if fresh is not None:
                 row.cursor = fresh.cursor
                 row.indexing = not fresh.complete
@@ -365,7 +389,7 @@ class InstanceService:
                 provider_message=exc.provider_message,
             ) from None
 
-    async def _account(self, access_token: str) -> str:
+    async def _account(self, access_token: str) -> Account:
         try:
             account = await self.runtime.dropbox.get_current_account(access_token)
         except ProviderError as exc:
@@ -374,7 +398,7 @@ class InstanceService:
                 field="providerData.code",
                 provider_message=exc.provider_message,
             ) from None
-        return str(account["account_id"])
+        return Account.of(account)
 
     async def _index(self, access_token: str) -> Listing:
         """List the account; the listing's own cursor is where events start.

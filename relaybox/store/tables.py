@@ -108,6 +108,9 @@ class Instance(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)
     app_key: Mapped[str | None] = mapped_column(String(200))
     account_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The account's email and display name as the provider last told them (migration 0008).
+    account_email: Mapped[str | None] = mapped_column(String(320))
+    account_name: Mapped[str | None] = mapped_column(String(200))
     events_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     vendor_type: Mapped[str] = mapped_column(String(20), default="webhooks")
     ordered: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -225,6 +228,8 @@ class Attempt(Base):
     """One try at delivering a notification."""
 
     __tablename__ = "attempts"
+    # The console's overview reads the last 24 hours' attempts (migration 0008).
+    __table_args__ = (Index("ix_attempts_attempted_at", "attempted_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     notification_pk: Mapped[int] = mapped_column(
