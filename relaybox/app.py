@@ -33,7 +33,9 @@ from relaybox.runtime import Runtime
 from relaybox.services.orgs import bootstrap
 from relaybox.store.db import migrations_current
 from relaybox.store.tables import Notification
+from relaybox.web import live
 from relaybox.web import routes as console
+from relaybox.web.live import LiveStreams
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ def create_app(
     )
     # Webhooks whose signature matches no app secret, per client address (api/receiver.py).
     app.state.webhook_failures = FailureLimiter()
+    app.state.live = LiveStreams()
     errors.install(app)
     # The receiver first: it takes every provider webhook, so it is matched first.
     # events before instances: `/instances/events` must not be read as an instance id.
@@ -107,6 +110,7 @@ def create_app(
         instances.by_element,
         elements.router,
         console.router,
+        live.router,
     )
     for router in routers:
         app.include_router(router)

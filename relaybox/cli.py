@@ -103,6 +103,7 @@ def serve(
     server_app = create_app(
         settings, workers=workers, mounts=mounts, on_ready=ready, on_stop=on_stop
     )
+    on_shutdown.append(server_app.state.live.stop)  # consoles' live streams end at once
     run_server(
         server_app,
         on_shutdown=on_shutdown,

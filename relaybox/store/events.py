@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,3 +80,38 @@ async def count_events(session: AsyncSession, instance_id: int) -> int:
     event = tables.Event
     found = await session.scalar(select(func.count()).where(event.instance_id == instance_id))
     return int(found or 0)
+
+
+async def instance_state(session: AsyncSession, instance_id: int) -> tuple[Any, ...] | None:
+    """What an open instance page shows, summed up: it changes whenever an event arrives,
+    an attempt is recorded, a delivery changes status, or the instance is switched or
+    found invalid (None: the instance is gone). One statement, cheap enough to ask every
+    second per open page."""
+    event, note, attempt, instance = (
+        tables.Event,
+        tables.Notification,
+        tables.Attempt,
+        tables.Instance,
+    )
+    newest_event = select(func.max(event.id)).where(event.instance_id == instance_id)
+    newest_attempt = (
+        select(func.max(attempt.id))
+        .join(note, note.pk == attempt.notification_pk)
+        .where(note.instance_id == instance_id)
+    )
+    finished = select(func.count()).where(note.instance_id == instance_id, note.status != "pending")
+    row = (
+        await session.execute(
+            select(
+                instance.valid,
+                instance.subscription_active,
+                instance.events_enabled,
+                instance.indexing,
+                instance.name,
+                newest_event.scalar_subquery(),
+                newest_attempt.scalar_subquery(),
+                finished.scalar_subquery(),
+            ).where(instance.id == instance_id)
+        )
+    ).first()
+    return None if row is None else tuple(row)

@@ -105,7 +105,8 @@ Signed = Annotated[Console, Depends(signed_in)]
 def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
     answer = templates.TemplateResponse(request, name, context, status_code=status)
     csp = (
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; "
         f"frame-ancestors 'none'; form-action 'self' {www_origin(request)}"
     )
     answer.headers["Content-Security-Policy"] = csp

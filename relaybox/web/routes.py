@@ -61,7 +61,7 @@ from relaybox.web.views import (
     shown,
 )
 
-STATIC = {"console.css": "text/css"}
+STATIC = {"console.css": "text/css", "live.js": "text/javascript"}
 CREATED = "The account is connected."
 REAUTHENTICATED = "The account is re-authenticated."
 
@@ -269,7 +269,8 @@ async def instance_page(
     view = await instance_view(
         console.runtime, console.org_id, instance_id, params=request.query_params
     )
-    return console_page(request, console, "instance.html", {**view, "error": error}, status=status)
+    context = {**view, "error": error, "live_query": str(request.query_params)}
+    return console_page(request, console, "instance.html", context, status=status)
 
 
 @router.get("/instances/{instance_id}")

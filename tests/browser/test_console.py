@@ -447,3 +447,34 @@ async def test_edit_fixes_a_failing_callback_then_delete(browser: Browser, stack
         for secret in (APP_SECRET, "sig-key-123", USER_SECRET, ORG_SECRET, created["token"]):
             assert secret not in html
     await context.close()
+
+
+async def test_an_open_instance_page_shows_changes_live(browser: Browser, stack: Stack) -> None:
+    """A folder created on the sandbox's own page appears on an instance page that is
+    already open, with its delivery, without a reload."""
+    account = await stack.new_account("di@example.com")
+    created = await stack.connect(account, "live one")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, stack)
+    await page.goto(f"{stack.relaybox}/ui/instances/{created['id']}")
+    await expect(page.get_by_text("No events yet.")).to_be_visible()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    await page.evaluate("window.openedOnce = true")
+
+    sandbox = await context.new_page()
+    await sandbox.goto(f"{stack.sandbox}/_sandbox/ui?account_id={account}")
+    await sandbox.get_by_label("Path").fill("/Made live")
+    await sandbox.get_by_role("button", name="Create folder").click()
+    await expect(sandbox.get_by_text("Created folder /Made live")).to_be_visible()
+
+    row = page.locator("#events-table tbody tr").filter(has_text="/Made live")
+    await expect(row).to_contain_text("CREATED", timeout=20_000)
+    await expect(row.get_by_role("link", name="delivered")).to_be_visible(timeout=20_000)
+    assert await page.evaluate("window.openedOnce") is True
+    assert navigations == []
+    # The live region's forms still work (their CSRF token came with the new HTML).
+    await page.get_by_role("button", name="Turn events off").click()
+    await expect(page.locator("#notice")).to_have_text("Events are off.")
+    await context.close()

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from relaybox.demo import Demo
+from relaybox.web.session import COOKIE
+from tests.support.console import session_cookie
 from tests.support.servers import free_port
 
 STOP_WITHIN = 10.0
@@ -37,10 +41,13 @@ def descriptors() -> Any:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def start(args: list[str], tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], tmp_path: Path, log: Path, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RELAYBOX_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     for name in ("RELAYBOX_DATABASE_URL", "RELAYBOX_PUBLIC_URL", "RELAYBOX_SANDBOX_TOKEN"):
         env.pop(name, None)
+    env.update(extra or {})
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "relaybox", *args],
@@ -208,6 +215,60 @@ async def test_serve_stops_within_10_s_holding_live_connections(tmp_path: Path) 
     finally:
         for writer in stalled:
             writer.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_serve_stops_at_once_holding_live_console_pages(tmp_path: Path) -> None:
+    """Consoles with live pages open (Server-Sent Events streams held by the server) do
+    not hold `relaybox serve` after SIGTERM: the streams end as the shutdown begins,
+    without waiting for uvicorn's grace period to cancel them."""
+    port, log = free_port(), tmp_path / "serve.log"
+    user, org = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    env_extra = {"RELAYBOX_BOOTSTRAP_USER_SECRET": user, "RELAYBOX_BOOTSTRAP_ORG_SECRET": org}
+    process = start(["serve", "--sandbox", "--port", str(port)], tmp_path, log, env_extra)
+    base = f"http://127.0.0.1:{port}"
+    credential = f"User {user}, Organization {org}"
+    streams: list[Any] = []
+    try:
+        await until(answering(f"{base}/readyz"), "ready", 60, log)
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+            demo = Demo(http, base, credential, None)
+            app_key, app_secret = await demo.register_app()
+            account = await demo.control("POST", "/accounts", json={"email": "l@example.com"})
+            instance = await demo.connect(
+                app_key, app_secret, account["account_id"], "http://127.0.0.1:9/x", "k" * 16
+            )
+            cookie = await session_cookie(http, base, credential)
+        limits = httpx.Limits(max_connections=None)
+        client = httpx.AsyncClient(limits=limits, timeout=30)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(5):
+                stream = await held.enter_async_context(
+                    client.stream(
+                        "GET",
+                        f"{base}/ui/instances/{instance['id']}/live",
+                        headers={"Cookie": f"{COOKIE}={cookie}"},
+                    )
+                )
+                assert stream.status_code == 200, await stream.aread()
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                chunks = stream.aiter_raw()
+                assert (await anext(chunks)).startswith(b": live")
+                streams.append(chunks)
+            await stops_in_time(process, log)
+
+            async def to_end(chunks: Any) -> None:
+                with contextlib.suppress(httpx.HTTPError):
+                    async for _ in chunks:
+                        pass
+
+            await asyncio.wait_for(asyncio.gather(*(to_end(c) for c in streams)), 5)
+        await client.aclose()
+        # Ended by relaybox, not cancelled by uvicorn after its grace period.
+        assert "graceful shutdown exceeded" not in log.read_text(), log.read_text()[-2000:]
+    finally:
         if process.poll() is None:
             process.kill()
             process.wait()
