@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from relaybox.api.auth import Principal
 from relaybox.api.deps import runtime_of
@@ -30,6 +31,18 @@ from relaybox.web.session import Session
 
 WEB = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(WEB / "templates"))
+
+
+def breakable(text: object, separators: str = "/") -> Markup:
+    """`text`, escaped, with a line-break opportunity after each separator: long paths
+    and keys wrap at their slashes or dots, not letter by letter."""
+    escaped = str(escape(str(text)))
+    for separator in separators:
+        escaped = escaped.replace(separator, f"{separator}<wbr>")
+    return Markup(escaped)  # noqa: S704  (escaped above; only <wbr> added)
+
+
+templates.env.filters["breakable"] = breakable
 
 
 class SignInRequired(Exception):
