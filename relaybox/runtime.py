@@ -16,7 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relaybox import __version__
 from relaybox.config import Settings
+from relaybox.connectors.base import Connector
+from relaybox.connectors.dropbox import DropboxConnector
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
+from relaybox.core.clock import Clock, SystemClock
+from relaybox.core.errors import InvalidInput
 from relaybox.crypto import SecretBox
 from relaybox.httpclients import ClientPool
 from relaybox.services.callbacks import GuardedBackend
@@ -51,11 +55,21 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     box: SecretBox
-    dropbox: DropboxClient
+    # The providers, by element key (connectors/base.py); `connector` looks one up.
+    connectors: dict[str, Connector]
     http: ClientPool
     wakeups: Wakeups
     inbox: GroupCommit[Received, Stored]
     webhook_secrets: WebhookSecrets
+    clock: Clock = field(default_factory=SystemClock)
+
+    def connector(self, element_key: str) -> Connector:
+        """The connector of an element (InvalidInput when relaybox has none by that key)."""
+        found = self.connectors.get(element_key)
+        if found is None:
+            known = ", ".join(sorted(self.connectors))
+            raise InvalidInput(f"unknown element {element_key!r} (known: {known})", field="element")
+        return found
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -92,12 +106,16 @@ class Runtime:
             engine=engine,
             sessions=sessions,
             box=box,
-            dropbox=DropboxClient(
-                urls,
-                dropbox_http,
-                retry_base=settings.dropbox_retry_base,
-                page_limit=settings.dropbox_page_limit,
-            ),
+            connectors={
+                "dropbox": DropboxConnector(
+                    DropboxClient(
+                        urls,
+                        dropbox_http,
+                        retry_base=settings.dropbox_retry_base,
+                        page_limit=settings.dropbox_page_limit,
+                    )
+                )
+            },
             http=http,
             wakeups=Wakeups(),
             inbox=inbox_writer(engine, sessions, webhook_secrets.secret_of),
@@ -107,5 +125,6 @@ class Runtime:
     async def close(self) -> None:
         await self.inbox.close()
         await self.http.aclose()
-        await self.dropbox.http.aclose()
+        for connector in self.connectors.values():
+            await connector.aclose()
         await self.engine.dispose()

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Query, Request
 
 from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
-from relaybox.connectors.dropbox.client import authorize_url
 from relaybox.services.instances import ELEMENTS
 
 router = APIRouter(prefix="/elements/api-v2/elements", tags=["elements"])
@@ -30,7 +29,6 @@ async def oauth_url(
 ) -> dict[str, Any]:
     if element_key not in ELEMENTS:
         raise ApiError(404, f"no element {element_key!r}")
-    url = authorize_url(
-        runtime_of(request).dropbox.urls, app_key=api_key, redirect_uri=callback_url, state=state
-    )
+    connector = runtime_of(request).connector(element_key)
+    url = connector.authorize_url(app_key=api_key, redirect_uri=callback_url, state=state)
     return {"element": element_key, "oauthUrl": url}

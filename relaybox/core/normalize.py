@@ -21,12 +21,14 @@ events are the same whether or not the provider lists the descendants.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from relaybox.connectors.base import Change, Kind
 
 EventType = Literal["CREATED", "UPDATED", "DELETED"]
 ObjectType = Literal["files", "folders"]
-Tag = Literal["file", "folder"]
+Tag = Kind
 
 
 @dataclass(frozen=True)
@@ -121,88 +123,98 @@ class Index:
                     del self._under[ancestor]
 
 
-def entry_paths(entries: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str], set[str]]:
-    """What of the index a pass over these entries needs: (ids, paths, deleted paths)."""
+def touched(changes: Iterable[Change]) -> tuple[set[str], set[str], set[str]]:
+    """What of the index a pass over these changes needs: (ids, paths, removed paths)."""
     ids: set[str] = set()
     paths: set[str] = set()
     deleted: set[str] = set()
-    for entry in entries:
-        if "id" in entry:
-            ids.add(str(entry["id"]))
-        path = _path_lower(entry)
-        paths.add(path)
-        if entry.get(".tag") == "deleted":
-            deleted.add(path)
+    for change in changes:
+        ids.update(i for i in (change.object_id, change.parent_id) if i is not None)
+        if change.path_lower is not None:
+            paths.add(change.path_lower)
+            if change.removed:
+                deleted.add(change.path_lower)
     return ids, paths, deleted
 
 
-def normalize(entries: Sequence[Mapping[str, Any]], index: Index) -> Changes:
-    """Turn one pass of `list_folder/continue` entries into events, updating `index`."""
-    return _Pass(entries, index).run()
+def normalize(
+    changes: Sequence[Change], index: Index, *, moves_list_descendants: bool = True
+) -> Changes:
+    """Turn one pass of changes into events, updating `index`."""
+    return _Pass(changes, index, moves_list_descendants).run()
 
 
-def reconcile(listing: Sequence[Mapping[str, Any]], index: Index) -> Changes:
+def reconcile(
+    listing: Sequence[Change], index: Index, *, moves_list_descendants: bool = True
+) -> Changes:
     """Events for the difference between a fresh full listing and the index (cursor reset).
 
     Objects the index holds that the listing lacks are deleted (only the top-most of a
     deleted subtree is reported); the listing is then applied as one pass, so unchanged
     objects produce nothing and nothing already delivered is reported again.
     """
-    listed_ids = {_object_id(e) for e in listing if e.get(".tag") != "deleted"}
+    listed_ids = {c.object_id for c in listing if not c.removed}
     gone = [obj for obj in index if obj.object_id not in listed_ids]
     gone_paths = {obj.path_lower for obj in gone}
     synthetic = [
-        {
-            ".tag": "deleted",
-            "name": obj.path_display.rsplit("/", 1)[-1],
-            "path_lower": obj.path_lower,
-            "path_display": obj.path_display,
-        }
+        removal(obj)
         for obj in sorted(gone, key=lambda o: o.path_lower)
         if not _has_ancestor_in(obj.path_lower, gone_paths)
     ]
-    return normalize([*synthetic, *listing], index)
+    return normalize([*synthetic, *listing], index, moves_list_descendants=moves_list_descendants)
+
+
+def removal(obj: IndexedObject) -> Change:
+    """The removal of an indexed object that no provider entry reported (a reset, or an
+    object left behind by a moved folder); its raw entry says so."""
+    raw = {"removed": True, "id": obj.object_id, "path_display": obj.path_display}
+    return Change(obj.object_id, None, obj.path_lower, obj.path_display, removed=True, raw=raw)
 
 
 class _Pass:
-    """The state of one normalization pass over a list of entries."""
+    """The state of one normalization pass over a list of changes."""
 
-    def __init__(self, entries: Sequence[Mapping[str, Any]], index: Index) -> None:
-        self.entries = entries
+    def __init__(
+        self, changes: Sequence[Change], index: Index, moves_list_descendants: bool
+    ) -> None:
+        self.changes_in = changes
         self.index = index
+        self.moves_list_descendants = moves_list_descendants
         self.changes = Changes()
-        # Ids that appear alive somewhere in this pass: a deleted entry for one is a move.
-        self.alive = {_object_id(e) for e in entries if e.get(".tag") != "deleted"}
-        self.deleted_paths = {_path_lower(e) for e in entries if e.get(".tag") == "deleted"}
+        # Ids that appear alive somewhere in this pass: a removal of one is a move.
+        self.alive = {c.object_id for c in changes if not c.removed and c.object_id}
+        self.deleted_paths = {c.path_lower for c in changes if c.removed and c.path_lower}
         # Old paths of folders that moved: what is left below them afterwards is gone.
         self.vacated: list[str] = []
 
     def run(self) -> Changes:
-        for entry in self.entries:
-            tag = entry.get(".tag")
-            if tag == "deleted":
-                self.deleted(entry)
-            elif tag in ("file", "folder"):
-                self.present(entry)
+        for change in self.changes_in:
+            if change.removed:
+                self.deleted(change)
+            elif change.kind is not None:
+                self.present(change)
         self.sweep_vacated()
         return self.changes
 
-    def deleted(self, entry: Mapping[str, Any]) -> None:
-        path = _path_lower(entry)
-        held = self.index.by_path(path)
+    def deleted(self, change: Change) -> None:
+        if change.object_id is not None:
+            held = self.index.by_id(change.object_id)
+        else:
+            held = self.index.by_path(change.path_lower or "")
         if held is None:
             return
         if held.object_id in self.alive:
             return  # the object reappears elsewhere in this pass: a move, reported there
+        path = held.path_lower
         if any(self.reported_later(a) for a in _ancestors(path) if a in self.deleted_paths):
             return  # reported with its deleted ancestor, later in this pass
-        self.report_deleted(held, entry)
+        self.report_deleted(held, change.raw)
 
     def reported_later(self, path_lower: str) -> bool:
         held = self.index.by_path(path_lower)
         return held is not None and held.object_id not in self.alive
 
-    def report_deleted(self, held: IndexedObject, entry: Mapping[str, Any]) -> None:
+    def report_deleted(self, held: IndexedObject, raw: Mapping[str, Any]) -> None:
         for child in self.index.descendants(held.path_lower):
             if child.object_id in self.alive:
                 self.index.detach(child.object_id)  # moved out before its parent went
@@ -210,45 +222,69 @@ class _Pass:
                 self.remove(child)
         self.remove(held)
         self.changes.events.append(
-            StandardEvent(
-                "DELETED", held.object_type, held.object_id, held.path_display, None, entry
-            )
+            StandardEvent("DELETED", held.object_type, held.object_id, held.path_display, None, raw)
         )
 
-    def present(self, entry: Mapping[str, Any]) -> None:
-        tag: Tag = "folder" if entry.get(".tag") == "folder" else "file"
-        path_lower = _path_lower(entry)
+    def placed(self, change: Change) -> tuple[str, str]:
+        """(path_lower, path_display) of a present change: its own, or below its parent."""
+        if change.path_lower is not None:
+            return change.path_lower, change.path_display or change.path_lower
+        parent = self.index.by_id(change.parent_id) if change.parent_id else None
+        display = f"{parent.path_display if parent else ''}/{change.name or change.object_id}"
+        return display.lower(), display
+
+    def present(self, change: Change) -> None:
+        tag: Tag = "folder" if change.kind == "folder" else "file"
+        path_lower, path_display = self.placed(change)
         obj = IndexedObject(
-            object_id=_object_id(entry),
+            object_id=change.object_id or path_lower,
             path_lower=path_lower,
-            path_display=str(entry.get("path_display") or path_lower),
+            path_display=path_display,
             tag=tag,
-            rev=str(entry["rev"]) if tag == "file" and "rev" in entry else None,
+            rev=change.version if tag == "file" else None,
         )
+        raw = change.raw
         known = self.index.by_id(obj.object_id)
         otype, oid = obj.object_type, obj.object_id
         event: StandardEvent | None = None
+        moved_from: str | None = None
         if known is None:
-            event = StandardEvent("CREATED", otype, oid, obj.path_display, None, entry)
+            event = StandardEvent("CREATED", otype, oid, obj.path_display, None, raw)
         elif known.path_lower != obj.path_lower or known.path_display != obj.path_display:
-            event = StandardEvent(
-                "UPDATED", otype, oid, known.path_display, obj.path_display, entry
-            )
+            event = StandardEvent("UPDATED", otype, oid, known.path_display, obj.path_display, raw)
             if known.tag == "folder" and known.path_lower != obj.path_lower:
-                self.vacated.append(known.path_lower)
+                moved_from = known.path_lower
         elif tag == "file" and known.rev != obj.rev:
-            event = StandardEvent("UPDATED", otype, oid, obj.path_display, None, entry)
+            event = StandardEvent("UPDATED", otype, oid, obj.path_display, None, raw)
         displaced = self.index.by_path(obj.path_lower)
         if displaced is not None and displaced.object_id != obj.object_id:
             if displaced.object_id in self.alive:
                 self.index.detach(displaced.object_id)  # it moves elsewhere in this pass
             else:
-                self.report_deleted(displaced, entry)  # replaced without a deleted entry
+                self.report_deleted(displaced, raw)  # replaced without a removal of its own
+        if moved_from is not None and not self.moves_list_descendants and known is not None:
+            self.carry_descendants(known, obj)
+        elif moved_from is not None:
+            self.vacated.append(moved_from)
         self.index.put(obj)
-        self.changes.removals.discard(obj.object_id)
-        self.changes.upserts[obj.object_id] = obj
+        self.keep(obj)
         if event is not None:
             self.changes.events.append(event)
+
+    def carry_descendants(self, old: IndexedObject, new: IndexedObject) -> None:
+        """A moved folder's content moves with it (the provider lists only the folder)."""
+        for child in self.index.descendants(old.path_lower):
+            moved = replace(
+                child,
+                path_lower=new.path_lower + child.path_lower[len(old.path_lower) :],
+                path_display=new.path_display + child.path_display[len(old.path_display) :],
+            )
+            self.index.put(moved)
+            self.keep(moved)
+
+    def keep(self, obj: IndexedObject) -> None:
+        self.changes.removals.discard(obj.object_id)
+        self.changes.upserts[obj.object_id] = obj
 
     def sweep_vacated(self) -> None:
         """Objects still below a moved folder's old path did not move with it: deleted."""
@@ -262,28 +298,12 @@ class _Pass:
                     self.remove(obj)
                     continue
                 reported.add(obj.path_lower)
-                self.report_deleted(
-                    obj,
-                    {
-                        ".tag": "deleted",
-                        "path_lower": obj.path_lower,
-                        "path_display": obj.path_display,
-                    },
-                )
+                self.report_deleted(obj, removal(obj).raw)
 
     def remove(self, obj: IndexedObject) -> None:
         self.index.drop(obj.object_id)
         self.changes.upserts.pop(obj.object_id, None)
         self.changes.removals.add(obj.object_id)
-
-
-def _object_id(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("id") or _path_lower(entry))
-
-
-def _path_lower(entry: Mapping[str, Any]) -> str:
-    path = entry.get("path_lower") or str(entry.get("path_display", "")).lower()
-    return str(path)
 
 
 def _ancestors(path_lower: str) -> Iterable[str]:

@@ -12,17 +12,16 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from relaybox.connectors.dropbox.client import TokenSet
+from relaybox.connectors.base import Connector, Tokens
+from relaybox.connectors.paging import Fetched, read_changes
 from relaybox.core.backoff import backoff
-from relaybox.core.clock import utcnow
 from relaybox.core.errors import (
-    CursorReset,
     ProviderAuthError,
     ProviderError,
     RateLimited,
@@ -37,7 +36,6 @@ from relaybox.store.groups import GroupCommit
 from relaybox.store.pass_results import (
     QUIET_PASS_PAUSE,
     Applied,
-    Fetched,
     PassResult,
     apply_passes,
 )
@@ -71,6 +69,7 @@ class Claimed:
     """A leased instance and what its pass starts from, as the claim itself read it."""
 
     instance_id: int
+    element_key: str
     token: str
     cursor: str | None
     requested: int
@@ -91,7 +90,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
     instead of starving them. One statement claims the whole batch and reads what each
     pass starts from.
     """
-    now = utcnow()
+    now = runtime.clock.now()
     instance = tables.Instance
     due = (
         select(instance.id)
@@ -113,6 +112,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
             owner,
             runtime.settings.lease_seconds,
             returning=(
+                instance.element_key,
                 instance.cursor,
                 instance.sync_requested,
                 instance.sync_notification,
@@ -125,6 +125,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
     return [
         Claimed(
             instance_id=row.id,
+            element_key=row.element_key,
             token=token,
             cursor=row.cursor,
             requested=row.sync_requested,
@@ -154,6 +155,7 @@ class ChangePass:
         self.token = claimed.token
         self.instance_id = claimed.instance_id
         self.instances = InstanceService(runtime)
+        self.connector: Connector = runtime.connector(claimed.element_key)
         self.started_from = claimed.cursor or ""
 
     async def run(self) -> None:
@@ -207,27 +209,9 @@ class ChangePass:
         PASS_SECONDS.observe(time.monotonic() - started)
 
     async def _fetch(self, token: str, cursor: str) -> Fetched:
-        client = self.runtime.dropbox
-        entries: list[dict[str, Any]] = []
-        try:
-            while True:
-                page = await client.list_folder_continue(token, cursor)
-                entries.extend(page.get("entries", []))
-                cursor = str(page["cursor"])
-                if not page.get("has_more"):
-                    return Fetched(entries, cursor, reset=False, has_more=False)
-                if len(entries) >= MAX_PASS_ENTRIES:
-                    return Fetched(entries, cursor, reset=False, has_more=True)
-                await self._renew()
-        except CursorReset:
-            log.info("instance %s: cursor reset, relisting", self.instance_id)
-        page = await client.list_folder(token)
-        entries = list(page.get("entries", []))
-        while page.get("has_more"):
-            await self._renew()
-            page = await client.list_folder_continue(token, str(page["cursor"]))
-            entries.extend(page.get("entries", []))
-        return Fetched(entries, str(page["cursor"]), reset=True, has_more=False)
+        return await read_changes(
+            self.connector, token, cursor, max_changes=MAX_PASS_ENTRIES, renew=self._renew
+        )
 
     async def _renew(self) -> None:
         """Keep the lease through a long fetch; give up the pass when it was lost."""
@@ -266,7 +250,7 @@ class ChangePass:
     async def _fresh_token(self, creds: Credentials, expires_at: datetime | None) -> str:
         if creds.config.auth_type == "apiKey":
             return creds.config.access_token or ""
-        soon = datetime.now(UTC) + REFRESH_MARGIN
+        soon = self.runtime.clock.now() + REFRESH_MARGIN
         if creds.access_token and (expires_at is None or expires_at > soon):
             return creds.access_token
         return await self._refresh(creds)
@@ -274,7 +258,7 @@ class ChangePass:
     async def _refresh(self, creds: Credentials) -> str:
         if not creds.refresh_token or creds.config.auth_type != "oauth2":
             raise ProviderAuthError("the access token expired and cannot be refreshed")
-        tokens = await self.runtime.dropbox.refresh(
+        tokens = await self.connector.refresh(
             refresh_token=creds.refresh_token,
             app_key=creds.config.app_key or "",
             app_secret=creds.config.app_secret or "",
@@ -282,7 +266,7 @@ class ChangePass:
         await self._store_tokens(tokens)
         return tokens.access_token
 
-    async def _store_tokens(self, tokens: TokenSet) -> None:
+    async def _store_tokens(self, tokens: Tokens) -> None:
         async with transaction(self.runtime.sessions) as session:
             row = await session.get(tables.Instance, self.instance_id)
             if row is None:
@@ -318,6 +302,6 @@ class ChangePass:
                 not_before = outage_backoff(row.sync_failures)
                 row.status_message = f"Dropbox: {message}" if message else row.status_message
             row.lease_owner, row.lease_until = None, None
-            row.sync_not_before = utcnow() + (not_before or timedelta())
+            row.sync_not_before = self.runtime.clock.now() + (not_before or timedelta())
             # It rejoins the queue when its back-off ends, behind whoever asked before then.
             row.pass_queued_at = row.sync_not_before

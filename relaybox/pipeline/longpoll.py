@@ -21,12 +21,11 @@ import functools
 import logging
 import random
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import ColumnElement, and_, not_, or_, select, update
 
-from relaybox.connectors.dropbox.client import DropboxClient
+from relaybox.connectors.base import Connector
 from relaybox.core.backoff import backoff
 from relaybox.core.clock import utcnow
 from relaybox.core.errors import CursorReset, ProviderError, RateLimited
@@ -69,7 +68,7 @@ class LongpollHub:
         self.owner = owner
         self.timeout = runtime.settings.longpoll_timeout
         # Pools of their own (every held longpoll keeps a connection open), by id / POOL_SIZE.
-        self._clients: dict[int, DropboxClient] = {}
+        self._clients: dict[tuple[str, int], Connector] = {}
         self.held: dict[int, asyncio.Task[None]] = {}
         self._passes: dict[int, asyncio.Event] = {}
         self._db = asyncio.Semaphore(DB_CONCURRENCY)
@@ -165,10 +164,10 @@ class LongpollHub:
             log.exception("longpoll: releasing leases failed (they expire on their own)")
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            await client.http.aclose()
+            await client.aclose()
 
-    def _client(self, instance_id: int) -> DropboxClient:
-        shard = instance_id // POOL_SIZE
+    def _client(self, instance_id: int, element_key: str) -> Connector:
+        shard = (element_key, instance_id // POOL_SIZE)
         client = self._clients.get(shard)
         if client is None:
             http = httpx.AsyncClient(
@@ -178,7 +177,7 @@ class LongpollHub:
                 follow_redirects=False,
             )
             # No retries inside the client: `_longpolls` backs off and re-reads the cursor.
-            client = DropboxClient(self.runtime.dropbox.urls, http, retries=0)
+            client = self.runtime.connector(element_key).waiting_on(http)
             self._clients[shard] = client
         return client
 
@@ -207,7 +206,7 @@ class LongpollHub:
             state = await self._state(instance_id)
             if state is None:
                 return
-            cursor, pending = state
+            element_key, cursor, pending = state
             if pending:
                 # Wait for the pass to move the cursor: signalled when it runs in this
                 # process, re-read every worker tick when it runs in another.
@@ -217,7 +216,9 @@ class LongpollHub:
                     )
                 continue
             try:
-                answer = await self._client(instance_id).longpoll(cursor, self.timeout)
+                answer = await self._client(instance_id, element_key).wait_for_changes(
+                    cursor, self.timeout
+                )
             except CursorReset:
                 log.info("instance %s: longpoll cursor reset, relisting", instance_id)
                 await self._request(instance_id)
@@ -234,28 +235,35 @@ class LongpollHub:
                 await asyncio.sleep(wait)
                 continue
             failures = 0
-            if answer.get("changes"):
+            if answer is None:
+                log.warning("instance %s: %s cannot wait for changes", instance_id, element_key)
+                return
+            if answer.changes:
                 await self._request(instance_id)
-            backoff = _seconds(answer.get("backoff"))
-            if backoff:
-                await asyncio.sleep(backoff)
+            if answer.backoff:
+                await asyncio.sleep(answer.backoff)
 
-    async def _state(self, instance_id: int) -> tuple[str, bool] | None:
-        """(cursor, pass pending) while this process should hold the instance, else None."""
+    async def _state(self, instance_id: int) -> tuple[str, str, bool] | None:
+        """(element key, cursor, pass pending) while this process should hold the
+        instance, else None."""
         instance = tables.Instance
         async with self._db, transaction(self.runtime.sessions) as session:
             row = (
                 await session.execute(
-                    select(instance.cursor, instance.sync_requested > instance.sync_done).where(
+                    select(
+                        instance.element_key,
+                        instance.cursor,
+                        instance.sync_requested > instance.sync_done,
+                    ).where(
                         instance.id == instance_id,
                         instance.longpoll_owner == self.owner,
                         longpolled(),
                     )
                 )
             ).first()
-        if row is None or not row[0]:
+        if row is None or not row[1]:
             return None
-        return str(row[0]), bool(row[1])
+        return str(row[0]), str(row[1]), bool(row[2])
 
     async def _request(self, instance_id: int) -> None:
         async with self._db, transaction(self.runtime.sessions) as session:
@@ -271,9 +279,3 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    return max(0.0, float(value))

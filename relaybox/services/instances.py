@@ -1,6 +1,7 @@
 """Connector instances: create (code exchange, account, index), read, update, delete.
 
-The API layer parses and authorizes; this module talks to Dropbox and the database.
+The API layer parses and authorizes; this module talks to the provider (through its
+connector, connectors/base.py) and the database.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaybox.connectors.dropbox.client import TokenSet
+from relaybox.connectors.base import Account as ProviderAccount
+from relaybox.connectors.base import Connector, Tokens
+from relaybox.connectors.paging import Listing, list_account
 from relaybox.core.clock import iso, iso_or_none, utcnow
 from relaybox.core.errors import (
     Conflict,
@@ -45,31 +48,17 @@ __all__ = ["ELEMENTS", "MAX_NAME", "InstanceService"]
 
 
 @dataclass(frozen=True)
-class Listing:
-    """The start of an account's index: entries read so far and the cursor after them."""
-
-    cursor: str
-    entries: list[dict[str, Any]]
-    complete: bool
-
-
-@dataclass(frozen=True)
 class Account:
-    """The provider account behind an instance, as `users/get_current_account` tells it."""
+    """The provider account behind an instance, as its connector tells it (bounded)."""
 
     id: str
     email: str | None
     name: str | None
 
     @classmethod
-    def of(cls, answer: Mapping[str, Any]) -> Account:
-        email, names = answer.get("email"), answer.get("name")
-        name = names.get("display_name") if isinstance(names, Mapping) else None
-        return cls(
-            str(answer["account_id"]),
-            email[:320] if isinstance(email, str) and email else None,
-            name[:200] if isinstance(name, str) and name else None,
-        )
+    def of(cls, account: ProviderAccount) -> Account:
+        email, name = account.email, account.display_name
+        return cls(account.account_id, email[:320] if email else None, name[:200] if name else None)
 
 
 @dataclass(frozen=True)
@@ -178,9 +167,10 @@ class InstanceService:
         request = parse_request(body, creating=True)
         config = parse_config(request.configuration)
         await self._check_callback(config)
-        tokens = await self._authenticate(config, request.code)
-        account = await self._account(tokens.access_token)
-        listing = await self._index(tokens.access_token) if config.events_on else None
+        connector = self.runtime.connector(request.element_key or "dropbox")
+        tokens = await self._authenticate(connector, config, request.code)
+        account = await self._account(connector, tokens.access_token)
+        listing = await self._index(connector, tokens.access_token) if config.events_on else None
         token = new_secret()
         row = tables.Instance(
             org_id=org_id,
@@ -208,7 +198,7 @@ class InstanceService:
             async with transaction(self.runtime.sessions) as session:
                 session.add(row)
                 await session.flush()
-                await replace_index(session, row.id, listing.entries if listing else [])
+                await replace_index(session, row.id, listing.changes if listing else [])
                 schedule_polls(row, self.runtime.settings.min_poll_interval)
         except IntegrityError:  # a token hash met twice: a 256-bit coincidence
             raise Conflict("the instance could not be stored; try again") from None
@@ -233,6 +223,7 @@ class InstanceService:
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
             creds = self.credentials(row)
+        connector = self.runtime.connector(row.element_key)
         touched = set(request.configuration or ())
         config = parse_config(
             request.configuration,
@@ -242,7 +233,7 @@ class InstanceService:
         )
         if "event.notification.callback.url" in touched:
             await self._check_callback(config)
-        new_tokens: TokenSet | None = None
+        new_tokens: Tokens | None = None
         account: Account | None = None
         reauth = reauth or request.code is not None
         if reauth:
@@ -250,15 +241,15 @@ class InstanceService:
                 raise InvalidInput(
                     "providerData.code is required to re-authenticate", field="providerData.code"
                 )
-            new_tokens = await self._authenticate(config, request.code)
-            account = await self._account(new_tokens.access_token)
+            new_tokens = await self._authenticate(connector, config, request.code)
+            account = await self._account(connector, new_tokens.access_token)
             if row.account_id and account.id != row.account_id:
                 raise InvalidInput(
                     "the code belongs to another Dropbox account than this instance's",
                     field="providerData.code",
                 )
         elif config.auth_type == "apiKey" and config.access_token != creds.config.access_token:
-            new_tokens = TokenSet(config.access_token or "", None, None, row.account_id)
+            new_tokens = Tokens(config.access_token or "", None, None, row.account_id)
         # Enabling events starts from now, as on create: a fresh listing and its cursor.
         enabling = config.events_on and (not row.events_enabled or not row.cursor)
         fresh: Listing | None = None
@@ -268,12 +259,12 @@ class InstanceService:
                 if new_tokens
                 else (creds.access_token or config.access_token or "")
             )
-            fresh = await self._index(access)
+            fresh = await self._index(connector, access)
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
             # Re-read the stored tokens: a pass may have refreshed them meanwhile.
             current = self.credentials(row)
-            tokens = new_tokens or TokenSet(
+            tokens = new_tokens or Tokens(
                 current.access_token or "", current.refresh_token, None, row.account_id
             )
             if request.name is not None:
@@ -297,7 +288,7 @@ class InstanceService:
                 row.indexing = not fresh.complete
                 if row.indexing:
                     row.sync_requested += 1
-                await replace_index(session, row.id, fresh.entries)
+                await replace_index(session, row.id, fresh.changes)
             # Switching sources keeps the cursor: the next pass, whoever asks for it,
             # starts where the last one ended. Only the polling schedule changes.
             schedule_polls(row, self.runtime.settings.min_poll_interval)
@@ -353,7 +344,7 @@ class InstanceService:
         token = creds.access_token or creds.config.access_token
         if token:
             try:
-                await self.runtime.dropbox.revoke(token)
+                await self.runtime.connector(row.element_key).revoke(token)
             except ProviderError as exc:
                 log.info("revoking the token of instance %s failed: %s", instance_id, exc)
         async with transaction(self.runtime.sessions) as session:
@@ -368,15 +359,17 @@ class InstanceService:
                 config.callback_url, allow_private=self.runtime.settings.allow_private_callbacks
             )
 
-    async def _authenticate(self, config: InstanceConfig, code: str | None) -> TokenSet:
+    async def _authenticate(
+        self, connector: Connector, config: InstanceConfig, code: str | None
+    ) -> Tokens:
         if config.auth_type == "apiKey":
-            return TokenSet(config.access_token or "", None, None, None)
+            return Tokens(config.access_token or "", None, None, None)
         if not code:
             raise InvalidInput(
                 "providerData.code is required for oauth2", field="providerData.code"
             )
         try:
-            return await self.runtime.dropbox.exchange_code(
+            return await connector.exchange_code(
                 code=code,
                 app_key=config.app_key or "",
                 app_secret=config.app_secret or "",
@@ -389,9 +382,9 @@ class InstanceService:
                 provider_message=exc.provider_message,
             ) from None
 
-    async def _account(self, access_token: str) -> Account:
+    async def _account(self, connector: Connector, access_token: str) -> Account:
         try:
-            account = await self.runtime.dropbox.get_current_account(access_token)
+            account = await connector.account(access_token)
         except ProviderError as exc:
             raise ProviderRefused(
                 f"Dropbox refused the account lookup: {exc.message}",
@@ -400,7 +393,7 @@ class InstanceService:
             ) from None
         return Account.of(account)
 
-    async def _index(self, access_token: str) -> Listing:
+    async def _index(self, connector: Connector, access_token: str) -> Listing:
         """List the account; the listing's own cursor is where events start.
 
         A listing's cursor stands at the moment the listing began, so what changes while
@@ -408,23 +401,17 @@ class InstanceService:
         reported as new. Past `index_foreground_limit` entries the rest of the listing is
         read by the workers (`indexing: true`), continuing from the page cursor.
         """
-        client = self.runtime.dropbox
         limit = self.runtime.settings.index_foreground_limit
         try:
-            page = await client.list_folder(access_token)
-            entries = list(page["entries"])
-            while page.get("has_more") and len(entries) < limit:
-                page = await client.list_folder_continue(access_token, page["cursor"])
-                entries.extend(page["entries"])
+            return await list_account(connector, access_token, limit=limit)
         except ProviderError as exc:
             raise ProviderRefused(
-                f"Dropbox refused listing the account: {exc.message}",
+                f"{connector.element_key} refused listing the account: {exc.message}",
                 field="providerData.code",
                 provider_message=exc.provider_message,
             ) from None
-        return Listing(str(page["cursor"]), entries, complete=not page.get("has_more"))
 
-    def _seal(self, config: InstanceConfig, tokens: TokenSet) -> str:
+    def _seal(self, config: InstanceConfig, tokens: Tokens) -> str:
         secrets: dict[str, Any] = dict(config.secrets())
         if config.auth_type == "oauth2":
             secrets["access_token"] = tokens.access_token

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Row, and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaybox.core.normalize import Changes, Index, IndexedObject, entry_paths, normalize
+from relaybox.connectors.base import Change
+from relaybox.core.normalize import Changes, Index, IndexedObject, normalize, touched
 from relaybox.store.tables import IndexEntry
 
 CHUNK = 500
@@ -42,21 +43,19 @@ async def load_all(session: AsyncSession, instance_id: int) -> Index:
     return Index(_to_object(row) for row in rows)
 
 
-async def load_for(
-    session: AsyncSession, instance_id: int, entries: Sequence[Mapping[str, Any]]
-) -> Index:
-    """The part of the index a pass over `entries` can touch (ids, paths, deleted subtrees)."""
-    return (await load_for_many(session, {instance_id: entries}))[instance_id]
+async def load_for(session: AsyncSession, instance_id: int, changes: Sequence[Change]) -> Index:
+    """The part of the index a pass over `changes` can touch (ids, paths, removed subtrees)."""
+    return (await load_for_many(session, {instance_id: changes}))[instance_id]
 
 
 async def load_for_many(
-    session: AsyncSession, passes: Mapping[int, Sequence[Mapping[str, Any]]]
+    session: AsyncSession, passes: Mapping[int, Sequence[Change]]
 ) -> dict[int, Index]:
     """`load_for` of several instances' passes: the small ones share a query."""
     found: dict[int, dict[str, Any]] = {instance_id: {} for instance_id in passes}
     clauses: list[ColumnElement[bool]] = []
-    for instance_id, entries in passes.items():
-        conditions = _touched(entries)
+    for instance_id, changes in passes.items():
+        conditions = _touched(changes)
         if not conditions:
             continue  # a pass that read nothing touches nothing
         if len(conditions) <= SHARED_CONDITIONS:
@@ -74,9 +73,9 @@ async def load_for_many(
     }
 
 
-def _touched(entries: Sequence[Mapping[str, Any]]) -> list[ColumnElement[bool]]:
-    """Conditions for the index rows entries can touch: by id, by path, below a deletion."""
-    ids, paths, deleted = entry_paths(entries)
+def _touched(changes: Sequence[Change]) -> list[ColumnElement[bool]]:
+    """Conditions for the index rows changes can touch: by id, by path, below a removal."""
+    ids, paths, deleted = touched(changes)
     conditions: list[ColumnElement[bool]] = []
     for id_chunk in _chunks(sorted(ids)):
         conditions.append(IndexEntry.object_id.in_(id_chunk))
@@ -122,9 +121,7 @@ async def insert_rows(session: AsyncSession, inserts: Sequence[dict[str, Any]]) 
         await session.execute(insert(IndexEntry), chunk)
 
 
-async def replace_index(
-    session: AsyncSession, instance_id: int, listing: Sequence[Mapping[str, Any]]
-) -> None:
+async def replace_index(session: AsyncSession, instance_id: int, listing: Sequence[Change]) -> None:
     """Make the index hold exactly a fresh listing (no events)."""
     await session.execute(delete(IndexEntry).where(IndexEntry.instance_id == instance_id))
     changes = normalize(listing, Index())

@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relaybox.connectors.paging import Fetched
 from relaybox.core.clock import utcnow
 from relaybox.core.normalize import Changes, Index, StandardEvent, normalize, reconcile
 from relaybox.core.notification import InstanceInfo, notification_body, provider_payload
@@ -31,16 +32,6 @@ QUIET_PASS_PAUSE = timedelta(milliseconds=100)
 webhooks (duplicates, or ones that a pass already served) then costs the provider at most
 ten calls a second per account instead of one per webhook; a change made meanwhile waits
 at most this long."""
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """What a pass read from the provider."""
-
-    entries: list[dict[str, Any]]
-    cursor: str
-    reset: bool  # a fresh listing after the cursor was void: reconcile with the index
-    has_more: bool  # the pass stopped early; another one continues from `cursor`
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,7 @@ async def apply_passes(session: AsyncSession, results: Sequence[PassResult]) -> 
     indexes = await index_store.load_for_many(
         session,
         {
-            result.instance_id: result.fetched.entries
+            result.instance_id: result.fetched.changes
             for result, held in zip(results, holds, strict=True)
             if held and not result.fetched.reset
         },
@@ -162,9 +153,11 @@ async def _changes(session: AsyncSession, result: PassResult, index: Index | Non
     if index is None:
         index = await index_store.load_all(session, result.instance_id)
     held = {obj.object_id for obj in index}
-    changes = (
-        reconcile(fetched.entries, index) if fetched.reset else normalize(fetched.entries, index)
-    )
+    moves = fetched.moves_list_descendants
+    if fetched.reset:
+        changes = reconcile(fetched.changes, index, moves_list_descendants=moves)
+    else:
+        changes = normalize(fetched.changes, index, moves_list_descendants=moves)
     await index_store.delete_ids(
         session, result.instance_id, changes.removals | (held & set(changes.upserts))
     )
@@ -181,7 +174,7 @@ def _finish(row: Any, result: PassResult, now: datetime) -> dict[str, Any]:
         sync_requested += 1
     sync_done = row.sync_done if has_more else result.requested
     pending = sync_requested > sync_done or (indexing and has_more)
-    found_nothing = not (result.fetched.entries or result.fetched.reset or has_more or indexing)
+    found_nothing = not (result.fetched.changes or result.fetched.reset or has_more or indexing)
     return {
         "id": result.instance_id,
         "cursor": result.fetched.cursor,

@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -152,8 +151,8 @@ def flash_to(request: Request, console: Console, url: str, text: str) -> Respons
 
 
 def www_origin(request: Request) -> str:
-    parts = urlsplit(runtime_of(request).dropbox.urls.www)
-    return f"{parts.scheme}://{parts.netloc}"
+    runtime = runtime_of(request)
+    return " ".join(sorted(c.consent_origin() for c in runtime.connectors.values()))
 
 
 def message(

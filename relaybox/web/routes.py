@@ -24,7 +24,6 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from relaybox.api.auth import failed_authentication, principal_for
 from relaybox.api.deps import RowId, runtime_of
 from relaybox.api.errors import ApiError, input_message
-from relaybox.connectors.dropbox.client import authorize_url
 from relaybox.core.clock import utcnow
 from relaybox.core.errors import Conflict, InvalidInput, NotFound
 from relaybox.services import deliveries
@@ -172,8 +171,7 @@ def _connect_page(
 def to_dropbox(request: Request, console: Console, pending: dict[str, Any]) -> Response:
     """Remember `pending` in the session and send the browser to Dropbox's consent page."""
     waiting = cookies.new_pending(pending)
-    url = authorize_url(
-        console.runtime.dropbox.urls,
+    url = console.runtime.connector("dropbox").authorize_url(
         app_key=str(pending["app_key"]),
         redirect_uri=redirect_uri(console.runtime),
         state=str(waiting["state"]),

@@ -103,8 +103,8 @@ async def test_rotate_while_serving_then_restart_with_the_new_key_only(
                 assert creds.config.signature_key == SIGNATURE_KEY
                 assert fresh.box.decrypt(row.token_enc) == instance["token"]
                 assert creds.access_token
-                account = await fresh.dropbox.get_current_account(creds.access_token)
-                assert account["account_id"] == row.account_id
+                account = await fresh.connector("dropbox").account(creds.access_token)
+                assert account.account_id == row.account_id
                 with pytest.raises(ValueError):
                     stale.box.decrypt(row.secrets_enc)
                 with pytest.raises(ValueError):

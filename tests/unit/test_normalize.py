@@ -1,10 +1,14 @@
-"""Dropbox entries + index -> standardized events (SPEC section 3)."""
+"""Dropbox entries (through the Dropbox connector's mapping) + index -> standardized
+events (SPEC section 3)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from relaybox.core.normalize import Index, IndexedObject, normalize, reconcile
+from relaybox.connectors.base import Change
+from relaybox.connectors.dropbox import change_of
+from relaybox.core import normalize as core
+from relaybox.core.normalize import Changes, Index, IndexedObject
 
 
 def file(path: str, fid: str, rev: str = "a1b2c3d4e5") -> dict[str, Any]:
@@ -17,6 +21,18 @@ def folder(path: str, fid: str) -> dict[str, Any]:
 
 def deleted(path: str) -> dict[str, Any]:
     return {".tag": "deleted", "path_lower": path.lower(), "path_display": path}
+
+
+def neutral(entries: list[dict[str, Any]]) -> list[Change]:
+    return [change_of(entry) for entry in entries]
+
+
+def normalize(entries: list[dict[str, Any]], index: Index) -> Changes:
+    return core.normalize(neutral(entries), index)
+
+
+def reconcile(entries: list[dict[str, Any]], index: Index) -> Changes:
+    return core.reconcile(neutral(entries), index)
 
 
 def summary(entries: list[dict[str, Any]], index: Index) -> list[tuple[Any, ...]]:

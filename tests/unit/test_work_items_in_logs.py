@@ -15,6 +15,8 @@ def test_a_claimed_delivery_names_its_notification_and_instance_only() -> None:
 
 
 def test_a_claimed_pass_names_its_instance_only() -> None:
-    item = changes.Claimed(42, "lease", "cursor", 1, {"raw": 1}, SECRET, {"k": "v"}, None)
+    item = changes.Claimed(
+        42, "dropbox", "lease", "cursor", 1, {"raw": 1}, SECRET, {"k": "v"}, None
+    )
     assert str(item) == "pass of instance 42"
     assert SECRET not in f"{item}"

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from relaybox.connectors.base import Tokens
 from relaybox.core.backoff import backoff
 from relaybox.core.errors import (
     CursorReset,
@@ -50,14 +51,6 @@ class DropboxURLs:
     content: str = "https://content.dropboxapi.com"
     notify: str = "https://notify.dropboxapi.com"
     www: str = "https://www.dropbox.com"
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    access_token: str
-    refresh_token: str | None
-    expires_at: datetime | None
-    account_id: str | None
 
 
 def authorize_url(
@@ -100,22 +93,22 @@ class DropboxClient:
 
     async def exchange_code(
         self, *, code: str, app_key: str, app_secret: str, redirect_uri: str | None
-    ) -> TokenSet:
+    ) -> Tokens:
         form = {"grant_type": "authorization_code", "code": code}
         if redirect_uri:
             form["redirect_uri"] = redirect_uri
         return await self._token(form, app_key, app_secret)
 
-    async def refresh(self, *, refresh_token: str, app_key: str, app_secret: str) -> TokenSet:
+    async def refresh(self, *, refresh_token: str, app_key: str, app_secret: str) -> Tokens:
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         token = await self._token(form, app_key, app_secret)
         # A refresh answer carries no refresh token: the old one stays valid.
-        return TokenSet(token.access_token, refresh_token, token.expires_at, token.account_id)
+        return Tokens(token.access_token, refresh_token, token.expires_at, token.account_id)
 
     async def revoke(self, access_token: str) -> None:
         await self.rpc("auth/token/revoke", None, access_token)
 
-    async def _token(self, form: dict[str, str], app_key: str, app_secret: str) -> TokenSet:
+    async def _token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
         form = {**form, "client_id": app_key, "client_secret": app_secret}
         response = await self._send("POST", f"{self.urls.api}/oauth2/token", data=form)
         for attempt in range(self.retries):
@@ -140,7 +133,7 @@ class DropboxClient:
             if isinstance(expires_in, int | float)
             else None
         )
-        return TokenSet(
+        return Tokens(
             access_token=str(data["access_token"]),
             refresh_token=data.get("refresh_token"),
             expires_at=expires_at,
