@@ -231,7 +231,13 @@ class ChangePass:
     ) -> None:
         """Write the pass, in a transaction shared with the passes finishing with it."""
         result = PassResult(
-            self.instance_id, self.token, self.started_from, requested, notification, fetched
+            self.instance_id,
+            self.token,
+            self.started_from,
+            requested,
+            notification,
+            fetched,
+            finished_at=self.runtime.clock.now(),
         )
         applied = await self.commits.submit(result)
         if not applied.applied:

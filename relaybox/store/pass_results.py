@@ -42,6 +42,7 @@ class PassResult:
     requested: int  # sync_requested when it was claimed: the requests it served
     notification: dict[str, Any] | None  # the provider notification behind it, if any
     fetched: Fetched
+    finished_at: datetime | None = None  # the runtime clock's time (None: the system's)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ LOST = Applied(False, [], 0)
 
 
 async def apply_passes(session: AsyncSession, results: Sequence[PassResult]) -> list[Applied]:
-    now = utcnow()
+    now = max((r.finished_at for r in results if r.finished_at), default=None) or utcnow()
     rows = await _lock(session, results)
     applied: list[Applied] = []
     updates: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from relaybox.connectors.paging import Fetched
 from relaybox.crypto import SecretBox
 from relaybox.services.webhook_secrets import (
     INLINE_HMAC_BYTES,
@@ -32,7 +33,7 @@ from relaybox.store.db import (
 )
 from relaybox.store.groups import GroupCommit
 from relaybox.store.inbox import Received, inbox_writer, store_received
-from relaybox.store.pass_results import Fetched, PassResult, apply_passes
+from relaybox.store.pass_results import PassResult, apply_passes
 
 ACCOUNT = "dbid:AAshared-by-two-apps-000000000000000"
 
@@ -188,7 +189,7 @@ async def test_a_pass_whose_lease_was_taken_over_is_not_applied(db: Db) -> None:
         row.sync_requested = 1
 
     def result(token: str, cursor: str) -> PassResult:
-        fetched = Fetched(entries=[], cursor=cursor, reset=False, has_more=False)
+        fetched = Fetched(changes=[], cursor=cursor, reset=False, has_more=False)
         return PassResult(instance_id, token, "c1", 1, None, fetched)
 
     # The holder's pass first, then one whose lease was lost (it read further, to c2).
