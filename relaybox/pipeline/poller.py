@@ -15,7 +15,6 @@ import logging
 
 from sqlalchemy import ColumnElement, and_, select, update
 
-from relaybox.core.clock import utcnow
 from relaybox.core.schedule import next_due
 from relaybox.runtime import Runtime
 from relaybox.store import tables
@@ -43,7 +42,7 @@ class Poller:
         """Schedule new polling instances, request passes for due ones: how many requested."""
         floor = self.runtime.settings.min_poll_interval
         await self._schedule_new(floor)
-        now = utcnow()
+        now = self.runtime.clock.now()
         instance = tables.Instance
         async with transaction(self.runtime.sessions) as session:
             due = (

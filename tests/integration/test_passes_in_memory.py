@@ -1,0 +1,295 @@
+"""relaybox's real pass code (claim, pass, index, outbox, poller) on SQLite, against the
+in-memory provider of tests/support/memory_connector.py: no HTTP, no sleep; time moves
+with the runtime's clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select, update
+
+from relaybox.config import Settings
+from relaybox.core.clock import ManualClock
+from relaybox.core.instance_config import parse_config
+from relaybox.crypto import new_secret, secret_hash
+from relaybox.pipeline import changes
+from relaybox.pipeline.poller import Poller
+from relaybox.runtime import Runtime
+from relaybox.services.instances import InstanceService
+from relaybox.store import tables
+from relaybox.store.db import transaction
+from relaybox.store.index import replace_index
+from relaybox.store.passes import request_pass
+from tests.support.memory_connector import MemoryConnector
+
+OWNER = "worker-1"
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    memory: MemoryConnector
+    clock: ManualClock
+    org_id: int
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}",
+        secret_key=Fernet.generate_key().decode(),
+        allow_private_callbacks=True,
+    )
+    runtime = await Runtime.start(settings)
+    clock = ManualClock()
+    memory = MemoryConnector(clock)
+    runtime.connectors = {**runtime.connectors, "memory": memory}
+    runtime.clock = clock
+    async with transaction(runtime.sessions) as session:
+        org = tables.Organization(name="org", secret_hash="m" * 64)
+        session.add(org)
+        await session.flush()
+        org_id = org.id
+    try:
+        yield World(runtime, memory, clock, org_id)
+    finally:
+        await runtime.close()
+
+
+async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks") -> int:
+    """An instance of the memory provider, indexed and at the present cursor, as
+    InstanceService.create leaves one (minus the HTTP)."""
+    tokens = world.memory.grant(account_id)
+    config = parse_config(
+        {
+            "authentication.type": "oauth2",
+            "oauth.api.key": "memory-app",
+            "oauth.api.secret": "memory-secret",
+            "event.notification.enabled": True,
+            "event.notification.callback.url": "https://app.example.com/events",
+            "event.vendor.type": vendor_type,
+        }
+    )
+    listing = [c async for c in _listing(world, tokens.access_token)]
+    cursor = await world.memory.latest_cursor(tokens.access_token)
+    secrets = {
+        **config.secrets(),
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+    }
+    async with transaction(world.runtime.sessions) as session:
+        row = tables.Instance(
+            org_id=world.org_id,
+            name="memory",
+            element_key="memory",
+            token_hash=secret_hash(token := new_secret()),
+            token_enc=world.runtime.box.encrypt(token),
+            configuration=config.stored(),
+            secrets_enc=world.runtime.box.encrypt_json(secrets),
+            app_key="memory-app",
+            account_id=account_id,
+            events_enabled=True,
+            vendor_type=vendor_type,
+            cursor=cursor,
+            access_token_expires_at=tokens.expires_at,
+        )
+        session.add(row)
+        await session.flush()
+        await replace_index(session, row.id, listing)
+        return row.id
+
+
+async def _listing(world: World, token: str) -> AsyncIterator[Any]:
+    page = await world.memory.list_all(token)
+    for change in page.changes:
+        yield change
+    while page.has_more:
+        page = await world.memory.list_all(token, page.cursor)
+        for change in page.changes:
+            yield change
+
+
+async def ask(world: World, instance_id: int, times: int = 1) -> None:
+    for _ in range(times):
+        async with transaction(world.runtime.sessions) as session:
+            await request_pass(session, [instance_id], None)
+
+
+async def run_passes(world: World) -> int:
+    """Claim and run every pass due now (at the clock's time); how many ran."""
+    commits = changes.pass_commits(world.runtime)
+    ran = 0
+    try:
+        while claimed := await changes.claim(world.runtime, OWNER):
+            for one in claimed:
+                await changes.ChangePass(world.runtime, one, commits).run()
+                ran += 1
+    finally:
+        await commits.close()
+    return ran
+
+
+async def events(world: World, instance_id: int) -> list[tuple[str, str, str | None]]:
+    async with transaction(world.runtime.sessions) as session:
+        rows = await session.execute(
+            select(tables.Event.event_type, tables.Event.path, tables.Event.new_path)
+            .where(tables.Event.instance_id == instance_id)
+            .order_by(tables.Event.id)
+        )
+        return [(t, p, n) for t, p, n in rows]
+
+
+async def instance(world: World, instance_id: int) -> tables.Instance:
+    async with transaction(world.runtime.sessions) as session:
+        row = await session.get(tables.Instance, instance_id)
+        assert row is not None
+        return row
+
+
+async def test_requests_made_before_a_pass_coalesce_into_one(world: World) -> None:
+    account = world.memory.add_account("ada@example.com")
+    instance_id = await connect(world, account)
+    for name in ("/a.txt", "/b.txt", "/c.txt"):
+        world.memory.put(account, name)
+    await ask(world, instance_id, times=5)
+    assert await run_passes(world) == 1
+    assert await events(world, instance_id) == [
+        ("CREATED", "/a.txt", None),
+        ("CREATED", "/b.txt", None),
+        ("CREATED", "/c.txt", None),
+    ]
+    # Three changes over pages of two: two calls, one pass; nothing is left to claim.
+    assert world.memory.calls["changes"] == 2
+    assert await run_passes(world) == 0
+
+
+async def test_a_pass_that_found_nothing_spaces_the_next_one(world: World) -> None:
+    account = world.memory.add_account("bo@example.com")
+    instance_id = await connect(world, account)
+    await ask(world, instance_id)
+    assert await run_passes(world) == 1
+    world.memory.put(account, "/late.txt")
+    await ask(world, instance_id)
+    assert await run_passes(world) == 0  # within the quiet pause after an empty pass
+    world.clock.advance(1)
+    assert await run_passes(world) == 1
+    assert await events(world, instance_id) == [("CREATED", "/late.txt", None)]
+
+
+async def test_a_cursor_reset_relists_and_reconciles(world: World) -> None:
+    account = world.memory.add_account("cy@example.com")
+    world.memory.put(account, "/kept.txt")
+    world.memory.put(account, "/gone.txt")
+    instance_id = await connect(world, account)
+    world.memory.reset(account)
+    world.memory.remove(account, "/gone.txt")
+    world.memory.put(account, "/new.txt")
+    await ask(world, instance_id)
+    assert await run_passes(world) == 1
+    assert await events(world, instance_id) == [
+        ("DELETED", "/gone.txt", None),
+        ("CREATED", "/new.txt", None),
+    ]
+    assert world.memory.calls["list_all"] >= 2  # the connect's listing, then the relist
+
+
+async def test_an_expired_access_token_is_refreshed_before_the_pass(world: World) -> None:
+    account = world.memory.add_account("di@example.com")
+    instance_id = await connect(world, account)
+    world.memory.put(account, "/after-an-hour.txt")
+    world.clock.advance(2 * 3600)  # past the token's hour
+    await ask(world, instance_id)
+    assert await run_passes(world) == 1
+    assert world.memory.calls["refresh"] == 1
+    assert await events(world, instance_id) == [("CREATED", "/after-an-hour.txt", None)]
+    row = await instance(world, instance_id)
+    creds = InstanceService(world.runtime).credentials(row)
+    assert creds.access_token in world.memory.access  # the new token is stored, sealed
+    assert row.access_token_expires_at is not None
+    assert row.access_token_expires_at > world.clock.now()
+
+
+async def test_a_token_the_provider_calls_expired_is_refreshed_and_the_read_repeated(
+    world: World,
+) -> None:
+    account = world.memory.add_account("ed@example.com")
+    instance_id = await connect(world, account)
+    row = await instance(world, instance_id)
+    token = InstanceService(world.runtime).credentials(row).access_token
+    assert token is not None
+    world.memory.access[token] = (account, world.clock.now())  # expired early
+    world.memory.put(account, "/x.txt")
+    await ask(world, instance_id)
+    assert await run_passes(world) == 1
+    assert world.memory.calls["refresh"] == 1
+    assert await events(world, instance_id) == [("CREATED", "/x.txt", None)]
+
+
+async def test_a_revoked_grant_marks_the_instance_invalid(world: World) -> None:
+    account = world.memory.add_account("fy@example.com")
+    instance_id = await connect(world, account)
+    world.memory.put(account, "/never.txt")
+    world.memory.revoke_grants(account)
+    await ask(world, instance_id)
+    assert await run_passes(world) == 1
+    row = await instance(world, instance_id)
+    assert row.valid is False
+    assert "revoked" in (row.status_message or "")
+    assert await events(world, instance_id) == []
+    assert await run_passes(world) == 0  # an invalid instance gets no passes
+
+
+async def test_a_pass_whose_lease_was_taken_over_writes_nothing(world: World) -> None:
+    account = world.memory.add_account("gu@example.com")
+    instance_id = await connect(world, account)
+    before = (await instance(world, instance_id)).cursor
+    world.memory.put(account, "/contested.txt")
+    await ask(world, instance_id)
+    [claimed] = await changes.claim(world.runtime, OWNER)
+    async with transaction(world.runtime.sessions) as session:
+        await session.execute(
+            update(tables.Instance)
+            .where(tables.Instance.id == instance_id)
+            .values(lease_owner="another-worker")
+        )
+    commits = changes.pass_commits(world.runtime)
+    try:
+        await changes.ChangePass(world.runtime, claimed, commits).run()
+    finally:
+        await commits.close()
+    assert await events(world, instance_id) == []
+    row = await instance(world, instance_id)
+    assert row.cursor == before and row.lease_owner == "another-worker"
+
+
+async def test_polling_asks_for_a_pass_when_the_clock_says_it_is_due(world: World) -> None:
+    account = world.memory.add_account("ha@example.com")
+    instance_id = await connect(world, account, vendor_type="polling")
+    poller = Poller(world.runtime)
+    await poller.tick()  # schedules the new polling instance
+    world.memory.put(account, "/polled.txt")
+    assert await run_passes(world) == 0
+    due = (await instance(world, instance_id)).next_poll_at
+    assert due is not None
+    world.clock.at = due + timedelta(seconds=1)
+    assert await poller.tick() == 1
+    assert await run_passes(world) == 1
+    assert await events(world, instance_id) == [("CREATED", "/polled.txt", None)]
+
+
+async def test_a_refresh_the_provider_refuses_marks_the_instance_invalid(world: World) -> None:
+    account = world.memory.add_account("io@example.com")
+    instance_id = await connect(world, account)
+    world.memory.refresh_tokens.clear()  # the refresh token was revoked
+    world.clock.advance(2 * 3600)  # and the access token has expired
+    await ask(world, instance_id)
+    assert await run_passes(world) == 1
+    row = await instance(world, instance_id)
+    assert row.valid is False and "invalid_grant" in (row.status_message or "")
