@@ -33,7 +33,7 @@ from relaybox.runtime import Runtime
 from relaybox.services.orgs import bootstrap
 from relaybox.store.db import migrations_current
 from relaybox.store.tables import Notification
-from relaybox.web import live
+from relaybox.web import live, manage
 from relaybox.web import routes as console
 from relaybox.web.live import LiveStreams
 
@@ -111,6 +111,7 @@ def create_app(
         elements.router,
         console.router,
         live.router,
+        manage.router,
     )
     for router in routers:
         app.include_router(router)

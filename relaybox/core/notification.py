@@ -8,6 +8,10 @@ the ones behind this notification's events (a pass may read thousands over sever
 and split its events over many notifications). The Dropbox entry behind each event is in
 `message.relaybox.entries`, position for position with `message.events`, whatever the
 source.
+
+A test notification (the console's "Send a test event") has the same envelope and
+signatures, no events (`message.events` is empty, so a receiver that acts on events does
+nothing), an empty `message.raw`, and `message.relaybox.test: true`.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def notification_body(
     events: Sequence[StandardEvent],
     raw: Mapping[str, Any],
     now: datetime,
+    test: bool = False,
 ) -> str:
     """The JSON delivered to the callback URL, fixed once for every retry.
 
@@ -65,6 +70,9 @@ def notification_body(
     """
     date = iso(now)
     standardized = []
+    own: dict[str, Any] = {"entries": [dict(event.entry) for event in events]}
+    if test:
+        own["test"] = True
     for event in events:
         item: dict[str, Any] = {
             "elementKey": instance.element_key,
@@ -91,10 +99,25 @@ def notification_body(
             "accountId": instance.account_id,
             "events": standardized,
             "raw": dict(raw),
-            "relaybox": {"entries": [dict(event.entry) for event in events]},
+            "relaybox": own,
         },
     }
     return json.dumps(body, separators=(",", ":"))
+
+
+def body_of_test_event(*, notification_id: str, instance: InstanceInfo, now: datetime) -> str:
+    """A notification that only says it is a test: no events, nothing from the provider."""
+    return notification_body(
+        notification_id=notification_id, instance=instance, events=(), raw={}, now=now, test=True
+    )
+
+
+def is_test(body: str) -> bool:
+    """Whether a stored notification body is a test notification's."""
+    try:
+        return json.loads(body)["message"]["relaybox"]["test"] is True
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def notified_parts(body: str) -> tuple[str, list[Any]]:

@@ -32,6 +32,7 @@ from relaybox.store import console_sessions
 from relaybox.store.db import transaction
 from relaybox.store.events import count_events
 from relaybox.web import session as cookies
+from relaybox.web.overview import instance_list
 from relaybox.web.pages import (
     WEB,
     Console,
@@ -55,7 +56,6 @@ from relaybox.web.views import (
     edit_body,
     edit_values,
     field_of,
-    instance_list,
     instance_view,
     shown,
 )
@@ -119,7 +119,7 @@ async def signin(request: Request) -> Response:
         await console_sessions.start(
             session, principal.user_id, started.sid, now=utcnow(), expires=started.expires_at
         )
-    answer = RedirectResponse("/ui/", status_code=303)
+    answer = RedirectResponse("/ui/overview", status_code=303)
     cookies.write(answer, runtime.box, started, secure=secure(request))
     answer.delete_cookie(cookies.SIGNIN_COOKIE, path=cookies.PATH)
     return answer

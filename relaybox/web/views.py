@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from relaybox.api.deliveries import describe_attempt, describe_delivery
 from relaybox.api.errors import ApiError
@@ -17,6 +17,7 @@ from relaybox.api.paging import decode_page, encode_page
 from relaybox.core.clock import iso_or_none
 from relaybox.core.errors import InvalidInput, NotFound
 from relaybox.core.instance_config import parse_config
+from relaybox.core.notification import is_test
 from relaybox.runtime import Runtime
 from relaybox.services.instances import MAX_NAME, InstanceService
 from relaybox.store import outbox, tables
@@ -54,26 +55,6 @@ def shown(service: InstanceService, row: tables.Instance) -> dict[str, Any]:
     answer = service.describe(row)
     answer.pop("token", None)
     return answer
-
-
-async def instance_list(runtime: Runtime, org_id: int) -> list[dict[str, Any]]:
-    """The organization's instances, each with its pending and failed delivery counts."""
-    service = InstanceService(runtime)
-    note = tables.Notification
-    query = (
-        select(note.instance_id, note.status, func.count())
-        .where(note.org_id == org_id, note.status.in_(("pending", "failed")))
-        .group_by(note.instance_id, note.status)
-    )
-    counts: dict[int, dict[str, int]] = {}
-    async with transaction(runtime.sessions) as session:
-        for instance_id, status, count in (await session.execute(query)).all():
-            counts.setdefault(instance_id, {})[status] = count
-        rows = [shown(service, row) for row in await service.all(session, org_id)]
-    for row in rows:
-        found = counts.get(row["id"], {})
-        row["pendingCount"], row["failedCount"] = found.get("pending", 0), found.get("failed", 0)
-    return rows
 
 
 def create_body(values: dict[str, str], redirect_uri: str) -> dict[str, Any]:
@@ -196,7 +177,7 @@ async def instance_view(
     timeout = runtime.settings.delivery_timeout
     delivery_rows = []
     for note, attempts in notes[:DELIVERIES_PAGE]:
-        described = describe_delivery(note, attempts)
+        described = {**describe_delivery(note, attempts), "test": is_test(note.body)}
         for shown_attempt in described["attempts"]:
             shown_attempt["problem"] = in_plain_words(
                 shown_attempt["statusCode"], shown_attempt["error"], timeout
@@ -279,7 +260,7 @@ async def delivery_view(
         "subscription_active": row.subscription_active,
         "pause_cause": cause.id if cause is not None else None,
         "pause_gone": cause is not None and cause.last_status_code == 410,
-        "delivery": describe_delivery(note, []),
+        "delivery": {**describe_delivery(note, []), "test": is_test(note.body)},
         "body": pretty_json(note.body),
         "attempts": [
             {

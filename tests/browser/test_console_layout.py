@@ -49,12 +49,13 @@ async def test_every_page_fits_a_phone(browser: Browser, stack: Stack) -> None: 
     await page.goto(f"{stack.relaybox}/ui/signin")
     tour: list[tuple[str, str]] = [("signin", f"{stack.relaybox}/ui/signin")]
     await sign_in(page, stack, CREDENTIAL)
-    await expect(page.get_by_role("heading", name="Instances")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     await page.goto(base)
     await reload_until(page, "Resume deliveries")
     delivery = await page.locator("article.delivery a").first.get_attribute("href")
     assert delivery is not None
     tour += [
+        ("overview", f"{stack.relaybox}/ui/overview"),
         ("instances", f"{stack.relaybox}/ui/"),
         ("connect", f"{stack.relaybox}/ui/instances/new"),
         ("instance", base),

@@ -29,7 +29,7 @@ async def sign_in(http: httpx.AsyncClient, base: str, credential: str) -> httpx.
 async def session_cookie(http: httpx.AsyncClient, base: str, credential: str) -> str:
     """Sign in; the session cookie's value (what a thief would copy)."""
     answer = await sign_in(http, base, credential)
-    assert answer.status_code == 303 and answer.headers["location"] == "/ui/", answer.text
+    assert answer.status_code == 303 and answer.headers["location"] == "/ui/overview", answer.text
     return answer.cookies[COOKIE]
 
 
