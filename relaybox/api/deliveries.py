@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import select
 
 from relaybox.api.auth import Caller
 from relaybox.api.deps import RowId, runtime_of, utc
 from relaybox.api.instances import own_instance
+from relaybox.api.models import (
+    ANSWERS,
+    AUTHENTICATED,
+    PAGE_HEADERS,
+    Delivery,
+    Redelivered,
+    Subscription,
+    SubscriptionState,
+    errors,
+)
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
 from relaybox.services import deliveries as service
@@ -20,12 +29,10 @@ from relaybox.store import tables
 from relaybox.store.db import transaction
 from relaybox.store.outbox import with_attempts
 
-router = APIRouter(prefix="/elements/api-v2/instances", tags=["deliveries"])
-
-
-class Subscription(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    active: bool
+router = APIRouter(
+    prefix="/elements/api-v2/instances", tags=["deliveries"], responses=AUTHENTICATED
+)
+DeliveryId = Annotated[str, Path(min_length=1, max_length=64, description="A notification's id.")]
 
 
 def describe_attempt(attempt: tables.Attempt) -> dict[str, Any]:
@@ -51,7 +58,15 @@ def describe_delivery(note: tables.Notification, attempts: list[tables.Attempt])
     }
 
 
-@router.get("/{instance_id}/deliveries")
+@router.get(
+    "/{instance_id}/deliveries",
+    response_model=list[Delivery],
+    **ANSWERS,
+    responses={
+        200: {"description": "Notifications, newest first.", "headers": PAGE_HEADERS},
+        **errors(400, 404, e400="Also when `nextPage` is not a token this server gave."),
+    },
+)
 async def deliveries(
     instance_id: RowId,
     request: Request,
@@ -78,7 +93,12 @@ async def deliveries(
         return [describe_delivery(note, attempts) for note, attempts in page]
 
 
-@router.post("/{instance_id}/deliveries/redeliver")
+@router.post(
+    "/{instance_id}/deliveries/redeliver",
+    response_model=Redelivered,
+    **ANSWERS,
+    responses=errors(400, 404),
+)
 async def redeliver_many(
     instance_id: RowId,
     request: Request,
@@ -88,16 +108,21 @@ async def redeliver_many(
 ) -> dict[str, Any]:
     """Bulk recovery: send again every `status` notification created since `since`."""
     own_instance(principal, instance_id)
-    since = utc(since, "since")
+    since = utc(since)
     count = await service.redeliver_many(
         runtime_of(request), principal.org_id, instance_id, since=since, status=status
     )
     return {"redelivered": count}
 
 
-@router.post("/{instance_id}/deliveries/{delivery_id}/redeliver")
+@router.post(
+    "/{instance_id}/deliveries/{delivery_id}/redeliver",
+    response_model=Redelivered,
+    **ANSWERS,
+    responses=errors(400, 404),
+)
 async def redeliver_one(
-    instance_id: RowId, delivery_id: str, request: Request, principal: Caller
+    instance_id: RowId, delivery_id: DeliveryId, request: Request, principal: Caller
 ) -> dict[str, Any]:
     """Send one notification again, with the same id and body."""
     own_instance(principal, instance_id)
@@ -105,7 +130,12 @@ async def redeliver_one(
     return {"redelivered": 1}
 
 
-@router.put("/{instance_id}/events/subscription")
+@router.put(
+    "/{instance_id}/events/subscription",
+    response_model=SubscriptionState,
+    **ANSWERS,
+    responses=errors(400, 404, 413),
+)
 async def subscription(
     instance_id: RowId, body: Subscription, request: Request, principal: Caller
 ) -> dict[str, Any]:

@@ -16,15 +16,18 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 """A database id in a URL path: bounded, so a huge number is a 400 and not an overflow."""
 
 
-def utc(value: datetime | None, field: str) -> datetime | None:
-    """A query-string time as aware UTC (naive means UTC); 400 when out of range."""
+def utc(value: datetime | None) -> datetime | None:
+    """A query-string time as aware UTC (naive means UTC). A time whose UTC form falls
+    outside years 1-9999 (`0001-01-01T00:00:00+01:00`) is the nearest one that does not:
+    it is a valid date-time, and every stored time is after or before it alike."""
     if value is None:
         return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
     try:
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC)
     except OverflowError:
-        raise ApiError(400, f"{field}: out of range") from None
+        limit = datetime.min if aware.year == datetime.min.year else datetime.max
+        return limit.replace(tzinfo=UTC)
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -7,20 +7,26 @@ header, when sent, is not read.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from relaybox.api.deps import runtime_of
 from relaybox.api.errors import ApiError
+from relaybox.api.models import ANSWERS, ELEMENT_KEYS, OAuthUrl, errors
 from relaybox.services.instances import ELEMENTS
 
 router = APIRouter(prefix="/elements/api-v2/elements", tags=["elements"])
 
 
-@router.get("/{element_key}/oauth/url")
+@router.get(
+    "/{element_key}/oauth/url",
+    response_model=OAuthUrl,
+    **ANSWERS,
+    responses=errors(400, 404, 500),
+)
 async def oauth_url(
-    element_key: str,
+    element_key: Annotated[str, Path(json_schema_extra={"enum": ELEMENT_KEYS})],
     request: Request,
     api_key: str = Query(alias="apiKey", min_length=1, max_length=512),
     api_secret: str | None = Query(default=None, alias="apiSecret", max_length=512),

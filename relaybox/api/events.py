@@ -18,6 +18,14 @@ from relaybox.api.auth import Caller, Principal
 from relaybox.api.deliveries import describe_delivery
 from relaybox.api.deps import RowId, runtime_of, utc
 from relaybox.api.instances import own_instance
+from relaybox.api.models import (
+    ANSWERS,
+    AUTHENTICATED,
+    PAGE_HEADERS,
+    EventLogDetail,
+    EventLogEntry,
+    errors,
+)
 from relaybox.api.paging import PAGE_HEADER, NextPage, PageSize, decode_page, encode_page
 from relaybox.core.clock import iso_or_none
 from relaybox.core.errors import NotFound
@@ -27,7 +35,16 @@ from relaybox.services.instances import InstanceService
 from relaybox.store import event_log, tables
 from relaybox.store.db import transaction
 
-router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"])
+router = APIRouter(prefix="/elements/api-v2/instances", tags=["events"], responses=AUTHENTICATED)
+PAGE: dict[str, Any] = {
+    "response_model": list[EventLogEntry],
+    **ANSWERS,
+    "responses": {
+        200: {"description": "Entries, newest first.", "headers": PAGE_HEADERS},
+        **errors(400, 404, e400="Also when `nextPage` is not a token this server gave."),
+    },
+}
+ENTRY: dict[str, Any] = {"response_model": EventLogDetail, **ANSWERS, "responses": errors(400, 404)}
 
 EventId = Annotated[str, Path(min_length=1, max_length=64)]
 """`message.eventId` (a notification id), or an event-log id of earlier releases (a number)."""
@@ -77,7 +94,7 @@ async def _event_page(
     instance_id: int | None,
     filters: EventQuery,
 ) -> list[dict[str, Any]]:
-    since, before = utc(filters.since, "since"), decode_page(filters.next_page)
+    since, before = utc(filters.since), decode_page(filters.next_page)
     service = InstanceService(runtime_of(request))
     async with transaction(service.runtime.sessions) as session:
         if instance_id is not None:
@@ -115,7 +132,7 @@ async def _one_entry(
 Filters = Annotated[EventQuery, Depends()]
 
 
-@router.get("/events")
+@router.get("/events", **PAGE)
 async def organization_events(
     request: Request, principal: Caller, response: Response, filters: Filters
 ) -> list[dict[str, Any]]:
@@ -123,13 +140,13 @@ async def organization_events(
     return await _event_page(request, response, principal, None, filters)
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", **ENTRY)
 async def one_event(event_id: EventId, request: Request, principal: Caller) -> dict[str, Any]:
     """One entry, by `message.eventId`, with its notification and attempts."""
     return await _one_entry(request, principal, None, event_id)
 
 
-@router.get("/{instance_id}/events")
+@router.get("/{instance_id}/events", **PAGE)
 async def instance_events(
     instance_id: RowId, request: Request, principal: Caller, response: Response, filters: Filters
 ) -> list[dict[str, Any]]:
@@ -138,7 +155,7 @@ async def instance_events(
     return await _event_page(request, response, principal, instance_id, filters)
 
 
-@router.get("/{instance_id}/events/{event_id}")
+@router.get("/{instance_id}/events/{event_id}", **ENTRY)
 async def instance_event(
     instance_id: RowId, event_id: EventId, request: Request, principal: Caller
 ) -> dict[str, Any]:

@@ -14,13 +14,26 @@ from fastapi import APIRouter, Path, Request
 from relaybox.api.auth import Caller
 from relaybox.api.deps import RowId, json_body
 from relaybox.api.instances import one
+from relaybox.api.models import (
+    ANSWERS,
+    AUTHENTICATED,
+    ConfigurationItem,
+    PropertyValue,
+    errors,
+    request_body,
+)
 
-router = APIRouter(prefix="/elements/api-v2/instances", tags=["instances"])
+router = APIRouter(prefix="/elements/api-v2/instances", tags=["instances"], responses=AUTHENTICATED)
 
 ConfigId = Annotated[int, Path(ge=0, le=2**48 - 1)]
 
 
-@router.get("/{instance_id}/configuration")
+@router.get(
+    "/{instance_id}/configuration",
+    response_model=list[ConfigurationItem],
+    **ANSWERS,
+    responses=errors(400, 404),
+)
 async def list_configuration(
     instance_id: RowId, request: Request, principal: Caller
 ) -> list[dict[str, Any]]:
@@ -28,7 +41,12 @@ async def list_configuration(
     return service.configuration(row)
 
 
-@router.get("/{instance_id}/configuration/{config_id}")
+@router.get(
+    "/{instance_id}/configuration/{config_id}",
+    response_model=ConfigurationItem,
+    **ANSWERS,
+    responses=errors(400, 404),
+)
 async def get_configuration(
     instance_id: RowId, config_id: ConfigId, request: Request, principal: Caller
 ) -> dict[str, Any]:
@@ -36,7 +54,21 @@ async def get_configuration(
     return service.configuration_item(row, config_id)
 
 
-@router.patch("/{instance_id}/configuration/{config_id}")
+@router.patch(
+    "/{instance_id}/configuration/{config_id}",
+    response_model=ConfigurationItem,
+    **ANSWERS,
+    responses=errors(
+        400,
+        404,
+        413,
+        e400="Also when `propertyValue` is not a valid value for the key (see "
+        "`Configuration`) or `null` for a key relaybox acts on, a `key` is given that is not "
+        "this id's, or the change leaves the configuration incomplete, as in `PATCH "
+        "/instances/{id}`.",
+    ),
+    openapi_extra=request_body(PropertyValue),
+)
 async def patch_configuration(
     instance_id: RowId, config_id: ConfigId, request: Request, principal: Caller
 ) -> dict[str, Any]:

@@ -3,21 +3,98 @@ disable, delete; the same under `/elements/{keyOrId}/instances` (SPEC section 9)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from relaybox.api.auth import Caller, Principal
 from relaybox.api.deps import RowId, json_body, runtime_of
 from relaybox.api.errors import ApiError
+from relaybox.api.models import (
+    ANSWERS,
+    AUTHENTICATED,
+    ELEMENT_KEYS_AND_IDS,
+    ApiKeyElementInstanceCreate,
+    ApiKeyInstanceCreate,
+    Instance,
+    InstanceUpdate,
+    OAuth2ElementInstanceCreate,
+    OAuth2InstanceCreate,
+    errors,
+    request_body,
+)
 from relaybox.core.errors import InvalidInput, NotFound
 from relaybox.core.instance_request import MAX_TAG, MAX_TAGS, element_key
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
 
-router = APIRouter(prefix="/elements/api-v2/instances", tags=["instances"])
-by_element = APIRouter(prefix="/elements/api-v2/elements/{element}/instances", tags=["instances"])
+router = APIRouter(prefix="/elements/api-v2/instances", tags=["instances"], responses=AUTHENTICATED)
+by_element = APIRouter(
+    prefix="/elements/api-v2/elements/{element}/instances",
+    tags=["instances"],
+    responses=AUTHENTICATED,
+)
+ElementPath = Annotated[
+    str,
+    Path(
+        description="The element's key, or the anchor platform's id for it.",
+        json_schema_extra={"enum": ELEMENT_KEYS_AND_IDS},
+    ),
+]
+
+CREATE_REFUSALS = (
+    "Also when the request is well formed but cannot be carried out: Dropbox refuses the "
+    "code or the access token (the answer has `providerMessage`), the callback URL's host "
+    "does not resolve or resolves to a non-public address (unless private callbacks are "
+    "allowed), or an `element.key` differs from the path's."
+)
+UPDATE_REFUSALS = (
+    "Also when the request is well formed but cannot be carried out: the configuration, "
+    "applied to the stored one, lacks what its authentication type requires or names no "
+    "callback URL while events are enabled; Dropbox refuses the code (the answer has "
+    "`providerMessage`) or it belongs to another account; `providerData.code` is missing "
+    "where re-authenticating an `oauth2` instance needs it; the callback URL's host does "
+    "not resolve or resolves to a non-public address."
+)
+CREATE: dict[str, Any] = {
+    "response_model": Instance,
+    **ANSWERS,
+    "responses": errors(400, 404, 409, 413, e400=CREATE_REFUSALS),
+}
+UPDATE: dict[str, Any] = {
+    "response_model": Instance,
+    **ANSWERS,
+    "responses": errors(400, 404, 413, e400=UPDATE_REFUSALS),
+}
+ONE: dict[str, Any] = {"response_model": Instance, **ANSWERS, "responses": errors(400, 404)}
+LISTING: dict[str, Any] = {
+    "response_model": list[Instance],
+    **ANSWERS,
+    "responses": errors(400),
+    "openapi_extra": {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "style": "form",
+                "explode": True,
+                "description": "Instances carrying any of these tags.",
+                "schema": {
+                    "type": "array",
+                    "maxItems": MAX_TAGS,
+                    "items": {"type": "string", "maxLength": MAX_TAG},
+                },
+            }
+            for name in ("tags[]", "tags")
+        ]
+    },
+}
+DELETED: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {200: {"description": "Deleted: no body."}, **errors(400, 404)},
+}
 
 
 def own_instance(principal: Principal, instance_id: int) -> None:
@@ -96,45 +173,50 @@ async def remove(
     return Response(status_code=200)
 
 
-@router.post("", status_code=200)
+@router.post(
+    "",
+    status_code=200,
+    **CREATE,
+    openapi_extra=request_body(OAuth2InstanceCreate, ApiKeyInstanceCreate),
+)
 async def create_instance(request: Request, principal: Caller) -> dict[str, Any]:
     """Create an instance: exchange the OAuth code, read the account, index it."""
     return await create(request, principal, None)
 
 
-@router.get("")
+@router.get("", **LISTING)
 async def list_instances(request: Request, principal: Caller) -> list[Any]:
     return await listing(request, principal, None)
 
 
-@router.get("/{instance_id}")
+@router.get("/{instance_id}", **ONE)
 async def get_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
     service, row = await one(request, principal, instance_id, None)
     return await answer_for(service, row)
 
 
-@router.patch("/{instance_id}")
+@router.patch("/{instance_id}", **UPDATE, openapi_extra=request_body(InstanceUpdate))
 async def patch_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
     return await update(request, principal, instance_id, None, put=False)
 
 
-@router.put("/{instance_id}")
+@router.put("/{instance_id}", **UPDATE, openapi_extra=request_body(InstanceUpdate))
 async def put_instance(instance_id: RowId, request: Request, principal: Caller) -> dict[str, Any]:
     return await update(request, principal, instance_id, None, put=True)
 
 
-@router.delete("/{instance_id}", status_code=200)
+@router.delete("/{instance_id}", status_code=200, **DELETED)
 async def delete_instance(instance_id: RowId, request: Request, principal: Caller) -> Response:
     return await remove(request, principal, instance_id, None)
 
 
-@router.put("/{instance_id}/enabled")
+@router.put("/{instance_id}/enabled", **ONE)
 async def enable_instance(instance_id: RowId, request: Request, principal: Caller) -> Any:
     """Enable: passes and deliveries resume (the anchor's `PUT /instances/{id}/enabled`)."""
     return await set_enabled(request, principal, instance_id, True)
 
 
-@router.delete("/{instance_id}/enabled")
+@router.delete("/{instance_id}/enabled", **ONE)
 async def disable_instance(instance_id: RowId, request: Request, principal: Caller) -> Any:
     """Disable: no passes, no deliveries until enabled again; the answer is the instance."""
     return await set_enabled(request, principal, instance_id, False)
@@ -148,42 +230,49 @@ async def set_enabled(
     return await answer_for(service, row)
 
 
-@by_element.post("", status_code=200)
+@by_element.post(
+    "",
+    status_code=200,
+    **CREATE,
+    openapi_extra=request_body(OAuth2ElementInstanceCreate, ApiKeyElementInstanceCreate),
+)
 async def create_element_instance(
-    element: str, request: Request, principal: Caller
+    element: ElementPath, request: Request, principal: Caller
 ) -> dict[str, Any]:
     return await create(request, principal, element_key(element))
 
 
-@by_element.get("")
-async def list_element_instances(element: str, request: Request, principal: Caller) -> list[Any]:
+@by_element.get("", **LISTING)
+async def list_element_instances(
+    element: ElementPath, request: Request, principal: Caller
+) -> list[Any]:
     return await listing(request, principal, element_key(element))
 
 
-@by_element.get("/{instance_id}")
+@by_element.get("/{instance_id}", **ONE)
 async def get_element_instance(
-    element: str, instance_id: RowId, request: Request, principal: Caller
+    element: ElementPath, instance_id: RowId, request: Request, principal: Caller
 ) -> dict[str, Any]:
     service, row = await one(request, principal, instance_id, element_key(element))
     return await answer_for(service, row)
 
 
-@by_element.patch("/{instance_id}")
+@by_element.patch("/{instance_id}", **UPDATE, openapi_extra=request_body(InstanceUpdate))
 async def patch_element_instance(
-    element: str, instance_id: RowId, request: Request, principal: Caller
+    element: ElementPath, instance_id: RowId, request: Request, principal: Caller
 ) -> dict[str, Any]:
     return await update(request, principal, instance_id, element_key(element), put=False)
 
 
-@by_element.put("/{instance_id}")
+@by_element.put("/{instance_id}", **UPDATE, openapi_extra=request_body(InstanceUpdate))
 async def put_element_instance(
-    element: str, instance_id: RowId, request: Request, principal: Caller
+    element: ElementPath, instance_id: RowId, request: Request, principal: Caller
 ) -> dict[str, Any]:
     return await update(request, principal, instance_id, element_key(element), put=True)
 
 
-@by_element.delete("/{instance_id}", status_code=200)
+@by_element.delete("/{instance_id}", status_code=200, **DELETED)
 async def delete_element_instance(
-    element: str, instance_id: RowId, request: Request, principal: Caller
+    element: ElementPath, instance_id: RowId, request: Request, principal: Caller
 ) -> Response:
     return await remove(request, principal, instance_id, element_key(element))

@@ -14,11 +14,12 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from starlette.types import Receive, Scope, Send
 
 from relaybox.api.errors import ApiError, error_body, input_message
 from relaybox.api.limits import MAX_BODY
+from relaybox.api.models import errors
 from relaybox.api.throttle import FailureLimiter
 from relaybox.connectors.base import WebhookVerifier
 from relaybox.connectors.dropbox import DropboxWebhooks
@@ -44,13 +45,25 @@ def verifier_for(element_key: str) -> WebhookVerifier:
     return verifier
 
 
-@router.get("/{element_key}")
+ELEMENT_KEY = Path(json_schema_extra={"enum": sorted(VERIFIERS)})
+
+
+@router.get(
+    "/{element_key}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The challenge, echoed.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **errors(400, 404, 500),
+    },
+)
 async def challenge(
-    element_key: str, challenge: str | None = Query(default=None, max_length=MAX_CHALLENGE)
+    element_key: str = ELEMENT_KEY, challenge: str = Query(max_length=MAX_CHALLENGE)
 ) -> Response:
+    """The provider's verification: the `challenge` is answered as it came."""
     verifier_for(element_key)
-    if challenge is None:
-        raise ApiError(400, "challenge: query parameter is required")
     return Response(
         content=challenge,
         headers={"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff"},

@@ -18,7 +18,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from relaybox.api import receiver
 from relaybox.api.auth import authenticate
+from relaybox.api.models import add_request_schemas, errors
 
 DOCS = "/docs"
 ASSETS = "/docs/assets"
@@ -123,17 +125,20 @@ def install(app: FastAPI) -> None:
     async def slash() -> RedirectResponse:
         return RedirectResponse(DOCS, 308)
 
-    app.openapi = _with_security(app)  # type: ignore[method-assign]
+    app.openapi = _completed(app)  # type: ignore[method-assign]
 
 
-def _with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """`app.openapi`, with the Authorization scheme on each route that authenticates."""
+def _completed(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi`, with the Authorization scheme on each route that authenticates, the
+    request bodies that routes read themselves, the receiver's POST (answered before
+    routing), and no 422 (input errors answer 400, documented with the error body)."""
 
     generate = app.openapi  # FastAPI's: builds the document once and keeps it
 
     def openapi() -> dict[str, Any]:
         schema = generate()
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        components = schema.setdefault("components", {})
+        schemes = components.setdefault("securitySchemes", {})
         if SCHEME in schemes:
             return schema
         schemes[SCHEME] = {
@@ -152,9 +157,66 @@ def _with_security(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 operation = paths.get(route.path_format, {}).get(method.lower())
                 if operation is not None:
                     operation["security"] = [{SCHEME: []}]
+        add_request_schemas(components.setdefault("schemas", {}))
+        for operations in paths.values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(unused, None)
+        _document_receiver(paths)
+        metrics = paths.get("/metrics", {}).get("get")
+        if metrics is not None:
+            metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
         return schema
 
     return openapi
+
+
+def _document_receiver(paths: dict[str, Any]) -> None:
+    """The provider webhook POST, which `Relaybox.__call__` answers before routing."""
+    path = f"{receiver.router.prefix}/{{element_key}}"
+    challenge = paths.get(path, {}).get("get")
+    if challenge is None:
+        return
+    responses = {
+        "200": {"description": "Verified and stored: the changes are fetched afterwards."},
+        **{
+            str(code): {
+                "description": answer["description"],
+                **({"headers": answer["headers"]} if "headers" in answer else {}),
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            }
+            for code, answer in errors(400, 403, 404, 413, 429, 500).items()
+        },
+    }
+    responses["429"]["description"] = (
+        "Too many webhooks with a bad signature from this address; wait `Retry-After` seconds."
+    )
+    paths[path]["post"] = {
+        "tags": challenge.get("tags", []),
+        "summary": "Receive a provider webhook",
+        "description": 'A provider\'s change notification (Dropbox: `{"list_folder": '
+        '{"accounts": [...]}}`), verified against the app secrets of the element\'s '
+        "instances (`X-Dropbox-Signature`) before anything is stored.",
+        "operationId": "receive_webhook",
+        "parameters": [
+            challenge["parameters"][0],
+            {
+                "name": "X-Dropbox-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "HMAC-SHA256 of the body with the app secret, in hex.",
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "responses": responses,
+    }
 
 
 def _routes(app: FastAPI) -> Iterable[Any]:

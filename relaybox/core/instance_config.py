@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -56,6 +57,7 @@ MAX_KEY_LENGTH = 200
 MAX_KEYS = 100
 """Keys in one instance's configuration, relaybox's own and the others together."""
 DEFAULT_POLL_MINUTES = 15.0
+CREDENTIAL = re.compile(r"[!-~]+")
 
 
 @dataclass(frozen=True)
@@ -151,13 +153,13 @@ def parse_config(
                 raise InvalidInput(f"{key} must be oauth2 or apiKey", field=key)
             changes["auth_type"] = text
         elif key == "oauth.api.key":
-            changes["app_key"] = _text(key, value)
+            changes["app_key"] = _credential(key, value)
         elif key == "oauth.api.secret":
-            changes["app_secret"] = _text(key, value)
+            changes["app_secret"] = _credential(key, value)
         elif key == "oauth.callback.url":
             changes["oauth_callback_url"] = _text(key, value)
         elif key == "dropbox.access_token":
-            changes["access_token"] = _text(key, value)
+            changes["access_token"] = _credential(key, value)
         elif key == "event.notification.enabled":
             changes["events_enabled"] = _boolean(key, value)
         elif key == "event.notification.ordered":
@@ -282,6 +284,15 @@ def _text(key: str, value: Any, *, allow_empty: bool = False) -> str:
         raise InvalidInput(f"{key} must not be empty", field=key)
     if len(text) > MAX_VALUE_LENGTH:
         raise InvalidInput(f"{key} is longer than {MAX_VALUE_LENGTH} characters", field=key)
+    return text
+
+
+def _credential(key: str, value: Any) -> str:
+    """An app key, app secret or access token: they travel in HTTP headers and forms, so
+    visible ASCII characters only (no space inside)."""
+    text = _text(key, value)
+    if not CREDENTIAL.fullmatch(text):
+        raise InvalidInput(f"{key} must be visible ASCII characters, no spaces", field=key)
     return text
 
 

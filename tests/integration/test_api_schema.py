@@ -1,0 +1,196 @@
+"""The OpenAPI document tells the truth (issue 12): Schemathesis generates requests from
+`/openapi.json` and sends them to the live app (uvicorn, with the Dropbox sandbox and a
+callback receiver), with a real credential, and in half the cases the ids of a real instance
+with events, deliveries and a configuration key of the client's own.
+
+Every answer must be documented (status code, content type, headers, body schema), none may
+be a 5xx, and no request the schema allows may be refused as invalid: a 400 to a
+schema-valid request passes only when the operation documents that refusal (a code Dropbox
+refuses, a configuration that the stored one leaves incomplete, a page token this server did
+not give) and the message is that refusal. Destructive calls (`DELETE /instances/{id}`) get
+an instance of their own each time. Deterministic: Hypothesis derandomized, no database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from relaybox.core.instance_config import config_id
+from tests.support.stack import AUTH, running_stack
+
+EXAMPLES = 45
+"""Generated cases per operation; operations with few possible inputs get fewer."""
+MINIMUM_REQUESTS = 1000
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+CLIENT_KEY = "filter.response.nulls"
+"""A configuration key of the client's own, set on the real instance: any value is valid."""
+
+SEMANTIC_REFUSALS = re.compile(
+    "|".join(
+        (
+            r"Dropbox refused",
+            r"the code belongs to another Dropbox account",
+            r"is required for (oauth2|apiKey) instances",
+            r"oauth\.api\.secret is required to verify webhooks",
+            r"event\.notification\.callback\.url is required when events are enabled",
+            r"providerData\.code is required (to re-authenticate|for oauth2)",
+            r"callback URL host .* (does not resolve|resolves to)",
+            r"nextPage: not a page token from this server",
+            r"^key: configuration \d+ is '.*', not ",
+        )
+    )
+)
+"""The 400s a schema cannot rule out, as their messages say them. An operation may answer
+one to a schema-valid request only when its 400 documents such refusals ("Also when")."""
+
+
+@dataclass
+class Real:
+    """What the generated requests address when they take a real id."""
+
+    instance_id: int
+    event_id: str
+    delivery_id: str
+    config_id: int
+    new_instance: Callable[[], int]
+
+
+@dataclass
+class Report:
+    requests: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def refused_valid_input(operation: Any, response: requests.Response) -> str | None:
+    """Why a 400 to a schema-valid request is a fault, or None when it is a documented one."""
+    if response.status_code not in (400, 422):
+        return None
+    documented = operation.definition.raw.get("responses", {}).get("400", {})
+    message = response.json().get("message", "")
+    if "Also when" in documented.get("description", "") and SEMANTIC_REFUSALS.search(message):
+        return None
+    return f"schema-valid request refused: {response.status_code} {message}"
+
+
+def substitute(case: Any, real: Real, use_real: bool) -> None:
+    """Put real ids in the path (when `use_real`), and a fresh instance for a DELETE."""
+    path = case.path_parameters or {}
+    if "instance_id" in path:
+        if case.method == "DELETE" and case.operation.path.endswith("{instance_id}"):
+            path["instance_id"] = real.new_instance()
+        elif use_real:
+            path["instance_id"] = real.instance_id
+    if use_real:
+        for name, value in (
+            ("event_id", real.event_id),
+            ("delivery_id", real.delivery_id),
+            ("config_id", real.config_id),
+        ):
+            if name in path:
+                path[name] = value
+
+
+def run_operation(
+    operation: Any, base_url: str, real: Real, session: requests.Session, report: Report
+) -> None:
+    """`EXAMPLES` generated cases of one operation, each sent and checked."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(), use_real=st.booleans())
+    def run(case: Any, use_real: bool) -> None:
+        substitute(case, real, use_real)
+        response = case.call(base_url=base_url, session=session, headers=AUTH)
+        report.requests += 1
+        report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
+        problems = []
+        try:
+            case.validate_response(response, checks=CHECKS, headers=AUTH)
+        except Exception as exc:  # schemathesis' FailureGroup: what the checks found
+            problems.append(str(exc))
+        refused = refused_valid_input(operation, response)
+        if refused:
+            problems.append(refused)
+        for problem in problems:
+            report.failures.append(
+                f"{case.method} {case.formatted_path} {case.query or ''} "
+                f"{str(case.body)[:300]}\n  -> {response.status_code} "
+                f"{response.text[:300]}\n  {problem[:1500]}"
+            )
+
+    run()
+
+
+def fuzz(base_url: str, real: Real) -> Report:
+    """Every operation of the document, `EXAMPLES` cases each, checked; runs in a thread
+    (the servers run in the test's event loop)."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    report = Report()
+    session = requests.Session()
+
+    for result in schema.get_all_operations():
+        run_operation(result.ok(), base_url, real, session, report)
+    return report
+
+
+async def test_generated_requests_get_documented_answers(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}"
+    async with running_stack(tmp_path, database_url) as stack:
+        account = await stack.new_account("fuzz@example.com")
+        instance = await stack.connect(account, **{CLIENT_KEY: "true"})
+        await stack.upload(account, "/a.txt", b"a")
+        await stack.upload(account, "/b.txt", b"b")
+        await stack.receiver.wait_for(lambda receiver: len(receiver.events()) >= 2)
+        deliveries = await stack.deliveries(instance["id"])
+        loop = asyncio.get_running_loop()
+        spare = await stack.new_account("spare@example.com")
+
+        def new_instance() -> int:
+            created = asyncio.run_coroutine_threadsafe(stack.connect(spare, "spare"), loop)
+            return int(created.result(timeout=30)["id"])
+
+        real = Real(
+            instance_id=instance["id"],
+            event_id=deliveries[0]["id"],
+            delivery_id=deliveries[0]["id"],
+            config_id=config_id(CLIENT_KEY),
+            new_instance=new_instance,
+        )
+        report = await asyncio.to_thread(fuzz, stack.relaybox, real)
+    assert not report.failures, "\n\n".join(report.failures[:30])
+    assert report.requests >= MINIMUM_REQUESTS, report
+    assert 200 in report.statuses and 404 in report.statuses, report.statuses
+
+
+pytestmark = pytest.mark.timeout(300)
