@@ -55,6 +55,7 @@ from relaybox.web.views import (
     delivery_view,
     edit_body,
     edit_values,
+    field_message,
     field_of,
     instance_view,
     shown,
@@ -425,7 +426,9 @@ async def edit(instance_id: RowId, request: Request, console: Signed) -> Respons
     except InvalidInput as exc:
         # Secrets are never sent back: the signature key is typed again after an error.
         values = {**form, "ordered": form.get("ordered") == "on"}
-        return _edit_page(request, console, instance, values, {field_of(exc): input_message(exc)})
+        field = field_of(exc)
+        said = input_message(exc) if field == "form" else field_message(exc)
+        return _edit_page(request, console, instance, values, {field: said})
     return flash_to(request, console, f"/ui/instances/{instance_id}", "Changes saved.")
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 
 from relaybox.api.deliveries import describe_attempt, describe_delivery
-from relaybox.api.errors import ApiError
+from relaybox.api.errors import ApiError, input_message
 from relaybox.api.paging import decode_page, encode_page
 from relaybox.core.clock import iso_or_none
 from relaybox.core.errors import InvalidInput, NotFound
@@ -318,6 +318,18 @@ def edit_body(values: Mapping[str, str]) -> dict[str, Any]:
         raise InvalidInput(f"a name of 1 to {MAX_NAME} characters is required", field="name")
     tags = [tag.strip() for tag in values.get("tags", "").split(",") if tag.strip()]
     return {"name": name, "tags": tags, "configuration": configuration}
+
+
+def field_message(error: InvalidInput) -> str:
+    """An error as said next to its field: without the configuration key it names (the
+    field's label says which), as a sentence."""
+    text, key = error.message, (error.field or "").removeprefix("configuration.")
+    for prefix in (f"{key}: ", f"{key} "):
+        if key and text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    text = text.strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}." if text else input_message(error)
 
 
 def field_of(error: InvalidInput) -> str:

@@ -56,7 +56,6 @@ async def test_every_page_fits_a_phone(browser: Browser, stack: Stack) -> None: 
     assert delivery is not None
     tour += [
         ("overview", f"{stack.relaybox}/ui/overview"),
-        ("overview", f"{stack.relaybox}/ui/overview"),
         ("instances", f"{stack.relaybox}/ui/"),
         ("connect", f"{stack.relaybox}/ui/instances/new"),
         ("instance", base),

@@ -1,4 +1,5 @@
-"""The console's overview, instance list and test events, in a real browser.
+"""The console's overview, instance list and test events, in a real browser; a private
+callback URL refused next to its field where private callbacks are not allowed.
 
 Four instances in four states (healthy, retrying, paused, invalid): the overview that
 opens after sign-in shows each one's health, its last event and its attempts of the day,
@@ -27,6 +28,7 @@ from tests.browser.test_console import (
     browser,  # noqa: F401  (fixture)
     sign_in,
 )
+from tests.support.dns import fake_dns
 from tests.support.stack import APP_SECRET, AUTH, ORG_SECRET, USER_SECRET, Stack
 from tests.support.stack import running_stack as stack_of
 
@@ -178,3 +180,48 @@ async def test_overview_list_and_test_events(browser: Browser, stack: Stack) -> 
         for secret in (APP_SECRET, KEY, USER_SECRET, ORG_SECRET, healthy["token"]):
             assert secret not in html
     await context.close()
+
+
+async def test_a_private_callback_url_is_refused_next_to_its_field(
+    browser: Browser,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in production (RELAYBOX_ALLOW_PRIVATE_CALLBACKS off): the receiver stands for a
+    public endpoint under a pretend name; an address inside the network is refused."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}"
+    fake_dns(monkeypatch, {"hooks.example.test": ["127.0.0.1"]}, public=True)
+    async with stack_of(tmp_path, url, allow_private_callbacks=False) as stack:
+        public = stack.callback_url.replace("127.0.0.1", "hooks.example.test")
+        account = await stack.new_account("eve@example.com")
+        created = await stack.connect(
+            account, "guarded", **{"event.notification.callback.url": public}
+        )
+        context = await browser.new_context()
+        page = await context.new_page()
+        await sign_in(page, stack)
+        await page.goto(f"{stack.relaybox}/ui/instances/{created['id']}/edit")
+        for private in ("http://10.1.2.3/events", "http://127.0.0.1:9/events"):
+            await page.get_by_label("Callback URL for events").fill(private)
+            await page.get_by_role("button", name="Save changes").click()
+            await expect(page.locator("#error")).to_contain_text("Nothing was changed")
+            await expect(page.locator("#callback_url-error")).to_contain_text(
+                "is a non-public address"
+            )
+            await expect(page.locator("#callback_url-error")).not_to_contain_text(
+                "event.notification"
+            )
+            await expect(page.get_by_label("Callback URL for events")).to_have_attribute(
+                "aria-invalid", "true"
+            )
+        shown = await api(stack, "GET", f"/instances/{created['id']}")
+        assert shown["configuration"]["event.notification.callback.url"] == public
+
+        # Its test event still reaches the public name.
+        await page.goto(f"{stack.relaybox}/ui/instances/{created['id']}")
+        await page.get_by_role("button", name="Send a test event").click()
+        await expect(page.locator("#notice")).to_have_text(
+            "The test event was delivered: the callback answered 200 OK."
+        )
+        assert stack.receiver.received[-1].json()["message"]["relaybox"]["test"] is True
+        await context.close()
