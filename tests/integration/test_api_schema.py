@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from relaybox.core.instance_config import config_id
-from tests.support.stack import AUTH, running_stack
+from tests.support.stack import APP_KEY, APP_SECRET, AUTH, OAUTH_CALLBACK, running_stack
 
 EXAMPLES = 45
 """Generated cases per operation; operations with few possible inputs get fewer."""
@@ -77,11 +77,13 @@ class Real:
     delivery_id: str
     config_id: int
     new_instance: Callable[[], int]
+    new_code: Callable[[], str]
 
 
 @dataclass
 class Report:
     requests: int = 0
+    created: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -113,6 +115,19 @@ def substitute(case: Any, real: Real, use_real: bool) -> None:
         ):
             if name in path:
                 path[name] = value
+        creating = case.method == "POST" and case.operation.path.endswith("/instances")
+        configuration = case.body.get("configuration", {}) if creating else {}
+        if creating and str(configuration.get("authentication.type", "oauth2")).strip() == "oauth2":
+            # An oauth2 create with a code the sandbox really issued, for the app it was
+            # issued to: the rest of the body stays as generated.
+            case.body["providerData"]["code"] = real.new_code()
+            case.body["configuration"].update(
+                {
+                    "oauth.api.key": APP_KEY,
+                    "oauth.api.secret": APP_SECRET,
+                    "oauth.callback.url": OAUTH_CALLBACK,
+                }
+            )
 
 
 def run_operation(
@@ -133,6 +148,8 @@ def run_operation(
         substitute(case, real, use_real)
         response = case.call(base_url=base_url, session=session, headers=AUTH)
         report.requests += 1
+        if case.method == "POST" and case.operation.path.endswith("/instances"):
+            report.created += response.status_code == 200
         report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
         problems = []
         try:
@@ -180,16 +197,25 @@ async def test_generated_requests_get_documented_answers(tmp_path: Path) -> None
             created = asyncio.run_coroutine_threadsafe(stack.connect(spare, "spare"), loop)
             return int(created.result(timeout=30)["id"])
 
+        def new_code() -> str:
+            code = asyncio.run_coroutine_threadsafe(stack.authorize_in_browser(spare), loop)
+            return code.result(timeout=30)
+
         real = Real(
             instance_id=instance["id"],
             event_id=deliveries[0]["id"],
             delivery_id=deliveries[0]["id"],
             config_id=config_id(CLIENT_KEY),
             new_instance=new_instance,
+            new_code=new_code,
         )
         report = await asyncio.to_thread(fuzz, stack.relaybox, real)
+        # Generated instances may use longpoll: answer those the sandbox holds, so that it
+        # stops at once.
+        stack.sandbox_app.state.sandbox.stop_waiting()
     assert not report.failures, "\n\n".join(report.failures[:30])
     assert report.requests >= MINIMUM_REQUESTS, report
+    assert report.created > 0, report  # schema-valid creates with a real code succeed
     assert 200 in report.statuses and 404 in report.statuses, report.statuses
 
 
