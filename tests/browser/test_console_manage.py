@@ -23,6 +23,8 @@ import pytest
 from playwright.async_api import Browser, expect
 from standardwebhooks.webhooks import Webhook
 
+from relaybox.runtime import Runtime
+from relaybox.services.orgs import create_org
 from tests.browser.test_console import (
     Pages,
     browser,  # noqa: F401  (fixture)
@@ -175,6 +177,33 @@ async def test_overview_list_and_test_events(browser: Browser, stack: Stack) -> 
     await expect(page.locator("#delivery-status")).to_have_text("pending")
     assert len(stack.receiver.received) == sent
     await pages.look(page, "33-test-event-paused")
+
+    # Another organization's instance: not found, like one that does not exist; nothing
+    # is sent, even with this session's own CSRF token.
+    runtime = await Runtime.start(stack.settings, migrate=False)
+    try:
+        other = await create_org(runtime, "other org", "o@other.example")
+    finally:
+        await runtime.close()
+    other_auth = {"Authorization": f"User {other.user_secret}, Organization {other.org_secret}"}
+    theirs = await stack.connect(await stack.new_account("zed@example.com"), auth=other_auth)
+    await page.goto(f"{stack.relaybox}/ui/overview")
+    await expect(page.locator(f"#instance-{theirs['id']}")).to_have_count(0)
+    csrf = await page.locator("form.signout input[name=csrf]").get_attribute("value")
+    assert csrf
+    sent = len(stack.receiver.received)
+    for target in (theirs["id"], 999_999):
+        refused = await context.request.post(
+            f"{stack.relaybox}/ui/instances/{target}/test-event",
+            form={"csrf": csrf},
+            max_redirects=0,
+        )
+        assert refused.status == 404
+    assert len(stack.receiver.received) == sent
+    answer = await stack.http.get(
+        f"{stack.api}/instances/{theirs['id']}/deliveries", headers=other_auth
+    )
+    assert answer.json() == []
 
     for html in pages.seen:
         for secret in (APP_SECRET, KEY, USER_SECRET, ORG_SECRET, healthy["token"]):
