@@ -1,0 +1,106 @@
+"""Saving the sandbox to a JSON file and loading it back.
+
+The file holds apps, accounts, their files (content base64) and change logs, page token
+bases, codes, tokens, channels (with their message numbers) and the time offset, so a demo
+account and its channels survive restarts. Written atomically (a temporary file, then a
+rename).
+"""
+
+import base64
+import dataclasses
+import json
+import os
+import pathlib
+from typing import TYPE_CHECKING, Any
+
+from relaybox.gdrive_sandbox.drive import Drive
+from relaybox.gdrive_sandbox.errors import JSON
+from relaybox.gdrive_sandbox.model import Account, App, Channel, DriveFile, LoggedChange
+from relaybox.gdrive_sandbox.tokens import AccessToken, AuthCode, RefreshToken
+
+if TYPE_CHECKING:
+    from relaybox.gdrive_sandbox.state import DriveSandbox
+
+VERSION = 1
+
+
+def _file(item: DriveFile) -> JSON:
+    fields = dataclasses.asdict(item)
+    fields["content"] = base64.b64encode(item.content).decode()
+    return fields
+
+
+def _drive(drive: Drive) -> JSON:
+    return {
+        "serial": drive.serial,
+        "files": [_file(f) for f in drive.files.values()],
+        "order": list(drive.order),
+        "log": [dataclasses.asdict(c) for c in drive.log],
+    }
+
+
+def dump(sandbox: "DriveSandbox") -> JSON:
+    accounts = []
+    for account in sandbox.accounts.values():
+        key = account.permission_id
+        fields = dataclasses.asdict(account)
+        fields["drive"] = _drive(sandbox.drives[key])
+        fields["page_token_base"] = sandbox.page_token_base[key]
+        accounts.append(fields)
+    tokens = sandbox.tokens
+    return {
+        "version": VERSION,
+        "time_offset": sandbox.time_offset,
+        "apps": [dataclasses.asdict(a) for a in sandbox.apps.values()],
+        "accounts": accounts,
+        "codes": [dataclasses.asdict(c) for c in tokens.codes.values()],
+        "access_tokens": [dataclasses.asdict(t) for t in tokens.access.values()],
+        "refresh_tokens": [dataclasses.asdict(t) for t in tokens.refresh.values()],
+        "channels": [dataclasses.asdict(c) for c in sandbox.channels.values()],
+    }
+
+
+def save(sandbox: "DriveSandbox", path: pathlib.Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(dump(sandbox)))
+    os.replace(temporary, path)
+
+
+def _load_drive(data: JSON, root_id: str) -> Drive:
+    drive = Drive(root_id, 0.0)
+    drive.serial = data["serial"]
+    drive.files = {}
+    for fields in data["files"]:
+        item = DriveFile(**{**fields, "content": base64.b64decode(fields["content"])})
+        drive.files[item.id] = item
+    drive.order = list(data["order"])
+    drive.log = [LoggedChange(**c) for c in data["log"]]
+    return drive
+
+
+def load(sandbox: "DriveSandbox", path: pathlib.Path) -> None:
+    data: dict[str, Any] = json.loads(path.read_text())
+    sandbox.time_offset = data.get("time_offset", 0.0)
+    for fields in data["apps"]:
+        app = App(**fields)
+        sandbox.apps[app.client_id] = app
+    for fields in data["accounts"]:
+        drive_data, base = fields.pop("drive"), fields.pop("page_token_base")
+        account = Account(**fields)
+        key = account.permission_id
+        sandbox.accounts[key] = account
+        sandbox.drives[key] = _load_drive(drive_data, account.root_id)
+        sandbox.page_token_base[key] = base
+    for fields in data["codes"]:
+        code = AuthCode(**fields)
+        sandbox.tokens.codes[code.code] = code
+    for fields in data["access_tokens"]:
+        access = AccessToken(**fields)
+        sandbox.tokens.access[access.token] = access
+    for fields in data["refresh_tokens"]:
+        refresh = RefreshToken(**fields)
+        sandbox.tokens.refresh[refresh.token] = refresh
+    for fields in data["channels"]:
+        channel = Channel(**fields)
+        sandbox.channels[channel.resource_id] = channel
