@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from relaybox.core.clock import iso, iso_or_none, utcnow
+from relaybox.core.clock import iso, iso_or_none
 from relaybox.core.health import REASONS, Health
 from relaybox.runtime import Runtime
 from relaybox.store import health as stored
@@ -112,14 +112,14 @@ def describe(item: InstanceHealth) -> dict[str, Any]:
 async def instance_list(runtime: Runtime, org_id: int) -> list[dict[str, Any]]:
     """The organization's instances with their health, account and last event."""
     async with transaction(runtime.sessions) as session:
-        found = await stored.of_org(session, org_id, now=utcnow())
+        found = await stored.of_org(session, org_id, now=runtime.clock.now())
     return [describe(item) for item in found]
 
 
 async def overview(runtime: Runtime, org_id: int) -> dict[str, Any]:
     """The overview page: how many instances are in each health, the organization's
     attempts of the last 24 hours hour by hour, and each instance with its own."""
-    now = utcnow()
+    now = runtime.clock.now()
     async with transaction(runtime.sessions) as session:
         found = await stored.of_org(session, org_id, now=now, with_hours=True)
     counts = Counter(item.health for item in found)
