@@ -91,6 +91,7 @@ LISTING: dict[str, Any] = {
         ]
     },
 }
+ELEMENT_LISTING = {**LISTING, "responses": errors(400, 404)}
 DELETED: dict[str, Any] = {
     "response_class": Response,
     "responses": {200: {"description": "Deleted: no body."}, **errors(400, 404)},
@@ -105,9 +106,12 @@ def own_instance(principal: Principal, instance_id: int) -> None:
 
 def tags_asked(request: Request) -> list[str]:
     """`?tags[]=a&tags[]=b` (or `%5B%5D`): instances carrying any of them."""
-    tags = request.query_params.getlist("tags[]") + request.query_params.getlist("tags")
-    if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG for tag in tags):
-        raise ApiError(400, f"tags[]: at most {MAX_TAGS} tags of at most {MAX_TAG} characters")
+    tags = []
+    for name in ("tags[]", "tags"):  # each bounded alone, as the document says
+        given = request.query_params.getlist(name)
+        if len(given) > MAX_TAGS or any(len(tag) > MAX_TAG for tag in given):
+            raise ApiError(400, f"{name}: at most {MAX_TAGS} tags of at most {MAX_TAG} characters")
+        tags.extend(given)
     return tags
 
 
@@ -242,7 +246,7 @@ async def create_element_instance(
     return await create(request, principal, element_key(element))
 
 
-@by_element.get("", **LISTING)
+@by_element.get("", **ELEMENT_LISTING)
 async def list_element_instances(
     element: ElementPath, request: Request, principal: Caller
 ) -> list[Any]:

@@ -164,6 +164,12 @@ def _completed(app: FastAPI) -> Callable[[], dict[str, Any]]:
         for unused in ("HTTPValidationError", "ValidationError"):
             components.get("schemas", {}).pop(unused, None)
         _document_receiver(paths)
+        ready = paths.get("/readyz", {}).get("get")
+        if ready is not None:
+            ready["responses"]["503"] = {
+                "description": "The database is unreachable, or migrations are pending.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
         metrics = paths.get("/metrics", {}).get("get")
         if metrics is not None:
             metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}

@@ -25,9 +25,12 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -37,7 +40,21 @@ from relaybox.core.instance_config import config_id
 from tests.support.stack import APP_KEY, APP_SECRET, AUTH, OAUTH_CALLBACK, running_stack
 
 EXAMPLES = 45
-"""Generated cases per operation; operations with few possible inputs get fewer."""
+"""Generated schema-valid cases per operation; operations with few possible inputs get fewer."""
+NEGATIVE_EXAMPLES = 15
+"""Generated cases per operation that break the schema (a 4xx is expected, never a 5xx)."""
+QUERY_TEXT = re.compile(r"query: violates `(additionalProperties|type)`|in query - violates `type`")
+"""Query parameters the document does not name are ignored, as HTTP APIs do, not refused;
+and a query string carries text, so `tags=6357` is the tag "6357" whatever type Schemathesis
+meant (and `since` also takes Unix seconds, as pydantic reads times)."""
+
+
+def only_query_text(failure: str) -> bool:
+    """Whether every way a negative case broke the schema is one of `QUERY_TEXT`."""
+    broken = [line for line in failure.splitlines() if "violates `" in line]
+    return bool(broken) and all(QUERY_TEXT.search(line) for line in broken)
+
+
 MINIMUM_REQUESTS = 1000
 CHECKS = [
     not_a_server_error,
@@ -99,14 +116,24 @@ def refused_valid_input(operation: Any, response: requests.Response) -> str | No
     return f"schema-valid request refused: {response.status_code} {message}"
 
 
+def deleting(case: Any, real: Real) -> bool:
+    """`DELETE /instances/{id}` with a valid id deletes a fresh instance (not the real one,
+    which the other operations use); True when the case is one."""
+    path = case.path_parameters or {}
+    if case.method != "DELETE" or not case.operation.path.endswith("{instance_id}"):
+        return False
+    value = path.get("instance_id")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**63 - 1:
+        return False  # the part that breaks the schema: sent as generated
+    path["instance_id"] = real.new_instance()
+    return True
+
+
 def substitute(case: Any, real: Real, use_real: bool) -> None:
     """Put real ids in the path (when `use_real`), and a fresh instance for a DELETE."""
     path = case.path_parameters or {}
-    if "instance_id" in path:
-        if case.method == "DELETE" and case.operation.path.endswith("{instance_id}"):
-            path["instance_id"] = real.new_instance()
-        elif use_real:
-            path["instance_id"] = real.instance_id
+    if "instance_id" in path and not deleting(case, real) and use_real:
+        path["instance_id"] = real.instance_id
     if use_real:
         for name, value in (
             ("event_id", real.event_id),
@@ -131,42 +158,60 @@ def substitute(case: Any, real: Real, use_real: bool) -> None:
 
 
 def run_operation(
-    operation: Any, base_url: str, real: Real, session: requests.Session, report: Report
+    operation: Any,
+    mode: GenerationMode,
+    base_url: str,
+    real: Real,
+    session: requests.Session,
+    report: Report,
 ) -> None:
-    """`EXAMPLES` generated cases of one operation, each sent and checked."""
+    """Generated cases of one operation, each sent and checked: schema-valid ones
+    (`EXAMPLES`), or ones that break the schema somewhere (`NEGATIVE_EXAMPLES`)."""
+    positive = mode == GenerationMode.POSITIVE
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=EXAMPLES if positive else NEGATIVE_EXAMPLES,
         derandomize=True,
         database=None,
         deadline=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(), use_real=st.booleans())
+    @given(case=operation.as_strategy(generation_mode=mode), use_real=st.booleans())
     def run(case: Any, use_real: bool) -> None:
-        substitute(case, real, use_real)
-        response = case.call(base_url=base_url, session=session, headers=AUTH)
+        if positive:
+            substitute(case, real, use_real)
+        else:
+            deleting(case, real)
+        # The credential where the case has the header (a negative case may leave it out).
+        credential = AUTH if positive or "Authorization" in (case.headers or {}) else None
+        response = case.call(base_url=base_url, session=session, headers=credential)
         report.requests += 1
-        if case.method == "POST" and case.operation.path.endswith("/instances"):
+        if positive and case.method == "POST" and case.operation.path.endswith("/instances"):
             report.created += response.status_code == 200
         report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
         problems = []
         try:
-            case.validate_response(response, checks=CHECKS, headers=AUTH)
-        except Exception as exc:  # schemathesis' FailureGroup: what the checks found
-            problems.append(str(exc))
-        refused = refused_valid_input(operation, response)
+            checks = CHECKS if positive else [*CHECKS, negative_data_rejection]
+            case.validate_response(response, checks=checks, headers=credential)
+        except (AssertionError, BaseExceptionGroup) as exc:  # FailureGroup: the checks' findings
+            if positive or not only_query_text(str(exc)):
+                problems.append(str(exc))
+        refused = refused_valid_input(operation, response) if positive else None
         if refused:
             problems.append(refused)
         for problem in problems:
             report.failures.append(
-                f"{case.method} {case.formatted_path} {case.query or ''} "
+                f"{mode} {case.method} {case.formatted_path} {case.query or ''} "
                 f"{str(case.body)[:300]}\n  -> {response.status_code} "
                 f"{response.text[:300]}\n  {problem[:1500]}"
             )
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        # Nothing to break in an operation without parameters or body.
+        assert not positive and not operation.definition.raw.get("parameters"), operation.label
 
 
 def fuzz(base_url: str, real: Real) -> Report:
@@ -176,8 +221,10 @@ def fuzz(base_url: str, real: Real) -> Report:
     report = Report()
     session = requests.Session()
 
-    for result in schema.get_all_operations():
-        run_operation(result.ok(), base_url, real, session, report)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):  # DELETEs last of all
+        for operation in operations:
+            run_operation(operation, mode, base_url, real, session, report)
     return report
 
 
