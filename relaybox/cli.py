@@ -52,6 +52,7 @@ Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 
 SANDBOX_APP_KEY = "relaybox-sandbox-app"
+GDRIVE_CLIENT_ID = "relaybox-sandbox-app.apps.googleusercontent.com"
 SANDBOX_EMAIL = "demo@example.com"
 
 
@@ -143,9 +144,11 @@ def sandbox_app_secret(settings: Settings) -> str:
 def _with_sandbox(
     settings: Settings, host: str, public: bool
 ) -> tuple[Settings, dict[str, Any], Any, Any, Callable[[], None]]:
-    """Point every Dropbox URL at the mounted sandbox and seed its app and account; the
-    last item ends its longpolls when the server begins to shut down (relaybox/server.py)."""
+    """Point every Dropbox URL at the mounted sandboxes and seed their apps and account (the
+    Google Drive sandbox under `/sandbox/gdrive`); the last item ends the Dropbox longpolls
+    when the server begins to shut down (relaybox/server.py)."""
     from relaybox import sandbox_serving as serving
+    from relaybox.gdrive_sandbox.app import create_app as create_gdrive
     from relaybox.sandbox.app import create_app as create_sandbox
 
     exposed = _sandbox_exposure(
@@ -161,29 +164,35 @@ def _with_sandbox(
             "allow_private_callbacks": serving.allow_private_callbacks(settings, exposed),
         }
     )
-    sandbox_app = create_sandbox(
-        state_file=settings.data_dir / "sandbox.json", access=exposed.access
-    )
+    state_file = settings.data_dir / "sandbox.json"
+    sandbox_app = create_sandbox(state_file=state_file, access=exposed.access)
+    gdrive_app = create_gdrive(state_file=serving.gdrive_state_file(state_file))
     app_secret = sandbox_app_secret(settings)
 
     async def on_ready(_: Any) -> None:
-        sandbox = sandbox_app.state.sandbox
+        sandbox, gdrive = sandbox_app.state.sandbox, gdrive_app.state.sandbox
         sandbox.start()
+        gdrive.start()
         sandbox.register_app(SANDBOX_APP_KEY, app_secret, settings.dropbox_webhook_uri)
         account = sandbox.create_account(SANDBOX_EMAIL, "Demo User")
+        gdrive.register_app(GDRIVE_CLIENT_ID, app_secret, name="relaybox")
+        gdrive.create_account(SANDBOX_EMAIL, "Demo User")
         typer.echo(
             "\nDropbox sandbox mounted at "
             f"{base}\n  app key:    {SANDBOX_APP_KEY}\n  app secret: {app_secret}\n"
             f"  account:    {account.account_id} ({SANDBOX_EMAIL})\n"
             + (serving.token_lines(exposed, base) or f"  files page: {base}/_sandbox/ui\n")
+            + serving.gdrive_lines(exposed, base + serving.GDRIVE)
+            + f"    client id: {GDRIVE_CLIENT_ID} (the same secret)\n"
             + "  its events, live: relaybox demo --url "
             + f"{settings.public_url.rstrip('/')} --auth 'User ..., Organization ...'\n"
         )
 
     async def on_stop(_: Any) -> None:
+        await gdrive_app.state.sandbox.aclose()
         await sandbox_app.state.sandbox.aclose()
 
-    mounts = {"/sandbox": serving.secure(sandbox_app, exposed)}
+    mounts = {"/sandbox": serving.both(sandbox_app, gdrive_app, exposed)}
     return settings, mounts, on_ready, on_stop, sandbox_app.state.sandbox.stop_waiting
 
 
@@ -276,19 +285,24 @@ def sandbox_command(
         typer.Option(help="A further host name clients reach it by (repeatable)."),
     ] = None,
 ) -> None:
-    """Run the Dropbox sandbox alone (on loopback unless --public)."""
+    """Run the sandboxes alone (on loopback unless --public): Dropbox at the root, Google
+    Drive under /gdrive."""
     _logging()
     from relaybox import sandbox_serving as serving
+    from relaybox.gdrive_sandbox.app import create_app as create_gdrive
     from relaybox.sandbox.app import create_app as create_sandbox
 
     exposed = _sandbox_exposure(host, public, Settings(), "--public", allowed_host or [])
     sandbox_app = create_sandbox(state_file=state_file, access=exposed.access)
+    gdrive_app = create_gdrive(state_file=serving.gdrive_state_file(state_file))
     scheme = "https" if ssl_certfile else "http"
-    lines = serving.token_lines(exposed, f"{scheme}://{host}:{port}")
-    if lines:
-        typer.echo(f"Dropbox sandbox\n{lines}")
+    base = f"{scheme}://{host}:{port}"
+    lines = serving.token_lines(exposed, base)
+    typer.echo(
+        f"Dropbox sandbox: {base}\n{lines}" + serving.gdrive_lines(exposed, base + serving.GDRIVE)
+    )
     run_server(
-        serving.secure(sandbox_app, exposed),
+        serving.both(sandbox_app, gdrive_app, exposed),
         on_shutdown=[sandbox_app.state.sandbox.stop_waiting],
         host=host,
         port=port,

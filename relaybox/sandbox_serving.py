@@ -1,4 +1,10 @@
-"""How relaybox serves its Dropbox sandbox (`serve --sandbox`, `sandbox`): as a development tool.
+"""How relaybox serves its sandboxes (`serve --sandbox`, `sandbox`): as a development tool.
+
+Both are served together (`both`): the Dropbox sandbox at the root of the sandbox's URL, the
+Google Drive sandbox (`relaybox/gdrive_sandbox`) under `/gdrive` of it, so
+`relaybox sandbox` answers Dropbox at `http://127.0.0.1:8010` and Google at
+`http://127.0.0.1:8010/gdrive`, and `serve --sandbox` at `/sandbox` and `/sandbox/gdrive`.
+Everything below holds for both.
 
 The sandbox's control API creates accounts, uploads files and makes the server fetch a
 webhook URI and keep its answer, so:
@@ -17,21 +23,27 @@ webhook URI and keep its answer, so:
 
 from __future__ import annotations
 
+import pathlib
 import secrets
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Scope
 
 from relaybox.api.limits import MAX_BODY, BodyLimit
 from relaybox.config import Settings
 from relaybox.core.netguard import blocked_reason
 from relaybox.httpclients import transport_with
-from relaybox.sandbox.access import LOOPBACK_HOSTS, AccessPolicy, route_path
+from relaybox.sandbox.access import LOOPBACK_HOSTS, Access, AccessPolicy, route_path
 from relaybox.services.callbacks import GuardedBackend
+
+GDRIVE = "/gdrive"
+"""Where the Google Drive sandbox is served, below the Dropbox sandbox's root."""
 
 SANDBOX_UPLOAD_LIMIT = 150 * 1024 * 1024 + 1024 * 1024
 """Content uploads: Dropbox's 150 MiB for `/2/files/upload`, and 1 MiB for what wraps it
@@ -140,6 +152,52 @@ def secure(sandbox_app: Starlette, exposed: Exposure) -> ASGIApp:
     """`sandbox_app` (made with `exposed.access`) with a guarded sender and body limits."""
     sandbox_app.state.sandbox.webhooks.transport = webhook_transport(exposed)
     return BodyLimit(sandbox_app, MAX_BODY, limit_for=body_limit)
+
+
+def gdrive_state_file(state_file: pathlib.Path | None) -> pathlib.Path | None:
+    """The Google Drive sandbox's state, beside the Dropbox one's: `sandbox.json` ->
+    `sandbox-gdrive.json`."""
+    if state_file is None:
+        return None
+    return state_file.with_name(f"{state_file.stem}-gdrive{state_file.suffix or '.json'}")
+
+
+def both(dropbox_app: Starlette, gdrive_app: Starlette, exposed: Exposure) -> Starlette:
+    """The Dropbox sandbox (made with `exposed.access`) at the root and the Google Drive
+    sandbox under `GDRIVE`, each with the access policy, a guarded sender and body limits.
+
+    Its lifespan starts and closes both (standalone, `relaybox sandbox`); mounted, the
+    parent does (`relaybox serve --sandbox`)."""
+    gdrive_app.state.sandbox.push.transport = webhook_transport(exposed)
+    google = BodyLimit(Access(gdrive_app, exposed.access), MAX_BODY)
+    dropbox_sandbox, gdrive_sandbox = dropbox_app.state.sandbox, gdrive_app.state.sandbox
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        dropbox_sandbox.start()
+        gdrive_sandbox.start()
+        try:
+            yield
+        finally:
+            await gdrive_sandbox.aclose()
+            await dropbox_sandbox.aclose()
+
+    routes = [Mount(GDRIVE, app=google), Mount("", app=secure(dropbox_app, exposed))]
+    combined = Starlette(routes=routes, lifespan=lifespan)
+    combined.state.sandbox = dropbox_sandbox
+    combined.state.gdrive = gdrive_sandbox
+    return combined
+
+
+def gdrive_lines(exposed: Exposure, base: str) -> str:
+    """What to print at start about the Google Drive sandbox served at `base`."""
+    token = exposed.access.token
+    page = f"{base}/_sandbox/ui" + (f"?token={token}" if token else "")
+    return (
+        f"  Google Drive: {base}  (API {base}/drive/v3/, token URI {base}/token, "
+        f"consent {base}/o/oauth2/v2/auth)\n"
+        f"    files page: {page}\n"
+    )
 
 
 def token_lines(exposed: Exposure, base: str) -> str:

@@ -22,6 +22,7 @@ Not Google's: it is how tests, demos and benchmarks drive the sandbox. Its error
 import base64
 import binascii
 import json
+import mimetypes
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from relaybox.gdrive_sandbox import ids
 from relaybox.gdrive_sandbox.drive import Drive
 from relaybox.gdrive_sandbox.errors import JSON, GoogleError, json_response
 from relaybox.gdrive_sandbox.faults import Fault
-from relaybox.gdrive_sandbox.model import FOLDER, Account, App, Channel, DriveFile
+from relaybox.gdrive_sandbox.model import DEFAULT_MIME, FOLDER, Account, App, Channel, DriveFile
 from relaybox.gdrive_sandbox.state import DriveSandbox
 from relaybox.gdrive_sandbox.tokens import DRIVE
 
@@ -106,6 +107,11 @@ def _content(data: JSON) -> bytes | None:
         except binascii.Error:
             raise ControlError(400, "content_base64: not base64") from None
     return None
+
+
+def guess_type(name: str) -> str:
+    """The type Drive detects from a file's name (``application/octet-stream`` unknown)."""
+    return mimetypes.guess_type(name, strict=False)[0] or DEFAULT_MIME
 
 
 def app_json(app: App) -> JSON:
@@ -223,7 +229,7 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
             lambda d: d.create(
                 name,
                 sandbox.now(),
-                mime_type=mime_type or ("text/plain" if data.get("content") else None),
+                mime_type=mime_type or guess_type(name),
                 parents=[parent] if parent else [],
                 content=content,
             ),

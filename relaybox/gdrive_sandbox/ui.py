@@ -18,6 +18,7 @@ from relaybox.gdrive_sandbox import ids
 from relaybox.gdrive_sandbox.drive import Drive
 from relaybox.gdrive_sandbox.errors import GoogleError
 from relaybox.gdrive_sandbox.model import FOLDER, DriveFile
+from relaybox.gdrive_sandbox.routes_control import guess_type
 from relaybox.gdrive_sandbox.state import DriveSandbox
 
 UI = "/_sandbox/ui"
@@ -159,7 +160,7 @@ def _apply(
         if not name:
             raise GoogleError(400, "give a name", "required")
         content = text.get("content", "").encode()
-        mime = FOLDER if action == "folder" else text.get("mime_type") or "text/plain"
+        mime = FOLDER if action == "folder" else text.get("mime_type") or guess_type(name)
         item = sandbox.change(
             account_id,
             lambda d: d.create(name, now, mime_type=mime, parents=[parent], content=content),
