@@ -56,3 +56,41 @@ async def test_authorization_scheme_on_authenticated_routes(http: httpx.AsyncCli
     assert secured.items() <= paths["/elements/api-v2/instances/events"]["get"].items()
     for open_route in ("/healthz", "/elements/api-v2/elements/{element_key}/oauth/url"):
         assert "security" not in paths[open_route]["get"], open_route
+
+
+async def test_every_operation_documents_its_answers(http: httpx.AsyncClient) -> None:
+    """Typed answers and errors for a generated client: every platform operation names its
+    answer's schema and each error status with the error body; input errors are 400, so no
+    operation documents FastAPI's 422; `POST /instances` has its body's schema."""
+    document = (await http.get("/openapi.json")).json()
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, operations in document["paths"].items():
+        if not path.startswith("/elements/api-v2"):
+            continue
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            assert "422" not in responses, where
+            assert {"400", "500"} <= responses.keys(), where
+            if "{" in path:
+                assert "404" in responses, where
+            if "security" in operation:
+                assert {"401", "429"} <= responses.keys(), where
+            for status, answer in responses.items():
+                if status.startswith(("4", "5")):
+                    assert answer["content"]["application/json"]["schema"] == error, where
+            if "requestBody" in operation:
+                assert "413" in responses, where
+            ok = responses["200"].get("content", {})
+            webhook = path.startswith("/elements/api-v2/events/") and method == "post"
+            assert method == "delete" or webhook or ok, where  # these answer no body
+    body = document["paths"]["/elements/api-v2/instances"]["post"]["requestBody"]
+    variants = body["content"]["application/json"]["schema"]["anyOf"]
+    names = {variant["$ref"].rsplit("/", 1)[1] for variant in variants}
+    assert names == {"OAuth2InstanceCreate", "ApiKeyInstanceCreate"}
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert schemas["OAuth2Configuration"]["required"] == ["oauth.api.key", "oauth.api.secret"]
+    assert schemas["OAuth2Configuration"]["additionalProperties"]  # other keys are kept
+    instance = schemas["Instance"]["properties"]
+    assert {"id", "token", "element", "configuration", "user"} <= instance.keys()
