@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
 from relaybox.config import Settings
+from relaybox.connectors.paging import list_account
 from relaybox.core.clock import ManualClock
 from relaybox.core.instance_config import parse_config
 from relaybox.crypto import new_secret, secret_hash
@@ -77,7 +77,7 @@ async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks
             "event.vendor.type": vendor_type,
         }
     )
-    listing = [c async for c in _listing(world, tokens.access_token)]
+    listing = (await list_account(world.memory, tokens.access_token)).changes
     cursor = await world.memory.latest_cursor(tokens.access_token)
     secrets = {
         **config.secrets(),
@@ -104,16 +104,6 @@ async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks
         await session.flush()
         await replace_index(session, row.id, listing)
         return row.id
-
-
-async def _listing(world: World, token: str) -> AsyncIterator[Any]:
-    page = await world.memory.list_all(token)
-    for change in page.changes:
-        yield change
-    while page.has_more:
-        page = await world.memory.list_all(token, page.cursor)
-        for change in page.changes:
-            yield change
 
 
 async def ask(world: World, instance_id: int, times: int = 1) -> None:
