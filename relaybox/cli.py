@@ -144,9 +144,9 @@ def sandbox_app_secret(settings: Settings) -> str:
 def _with_sandbox(
     settings: Settings, host: str, public: bool
 ) -> tuple[Settings, dict[str, Any], Any, Any, Callable[[], None]]:
-    """Point every Dropbox URL at the mounted sandboxes and seed their apps and account (the
-    Google Drive sandbox under `/sandbox/gdrive`); the last item ends the Dropbox longpolls
-    when the server begins to shut down (relaybox/server.py)."""
+    """Point every Dropbox and Google URL at the mounted sandboxes (Google Drive's under
+    `/sandbox/gdrive`) and seed their apps and account; the last item ends the Dropbox
+    longpolls when the server begins to shut down (relaybox/server.py)."""
     from relaybox import sandbox_serving as serving
     from relaybox.gdrive_sandbox.app import create_app as create_gdrive
     from relaybox.sandbox.app import create_app as create_sandbox
@@ -161,6 +161,9 @@ def _with_sandbox(
             "dropbox_content_url": base,
             "dropbox_notify_url": base,
             "dropbox_www_url": base,
+            "googledrive_api_url": base + serving.GDRIVE,
+            "googledrive_oauth_url": base + serving.GDRIVE,
+            "googledrive_accounts_url": base + serving.GDRIVE,
             "allow_private_callbacks": serving.allow_private_callbacks(settings, exposed),
         }
     )

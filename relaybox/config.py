@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     dropbox_notify_url: str = "https://notify.dropboxapi.com"
     dropbox_www_url: str = "https://www.dropbox.com"
 
+    # Google's hosts (OAuth consent, token and revocation, the Drive API v3).
+    googledrive_api_url: str = "https://www.googleapis.com"
+    googledrive_oauth_url: str = "https://oauth2.googleapis.com"
+    googledrive_accounts_url: str = "https://accounts.google.com"
+    # Entries per Drive listing or changes page (Drive allows up to 1000).
+    googledrive_page_size: int = Field(default=1000, ge=1, le=1000)
+    # How long a Drive push channel (`changes.watch`) is asked to last (Drive: a week at
+    # most), and how long before it ends relaybox makes the next one.
+    googledrive_channel_seconds: int = Field(default=86_400, ge=120, le=604_800)
+    googledrive_channel_renew_seconds: int = Field(default=3_600, ge=30)
+
     allow_private_callbacks: bool = False
     # The sandbox's control API token (`/_sandbox/...`): required when set; a sandbox served
     # beyond loopback (`--sandbox-public`) generates and prints one when this is unset.
@@ -57,7 +68,8 @@ class Settings(BaseSettings):
     index_foreground_limit: int = Field(default=10_000, ge=1)
     # Entries per Dropbox listing page (Dropbox allows up to 2000).
     dropbox_page_limit: int = Field(default=2000, ge=1, le=2000)
-    # First back-off, in seconds, when Dropbox answers 5xx or cannot be reached.
+    # First back-off, in seconds, when a provider (Dropbox, Google) answers 5xx or cannot
+    # be reached.
     dropbox_retry_base: float = Field(default=1.0, ge=0)
 
     # Received provider notifications are kept this many days (a record for operators).
@@ -113,6 +125,19 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'relaybox.db').as_posix()}"
 
+    def webhook_uri(self, element_key: str) -> str:
+        """Where a provider sends its notifications (api/receiver.py)."""
+        return f"{self.public_url.rstrip('/')}/elements/api-v2/events/{element_key}"
+
     @property
     def dropbox_webhook_uri(self) -> str:
-        return f"{self.public_url.rstrip('/')}/elements/api-v2/events/dropbox"
+        return self.webhook_uri("dropbox")
+
+    @model_validator(mode="after")
+    def _channels_renewed_in_time(self) -> Settings:
+        if self.googledrive_channel_renew_seconds >= self.googledrive_channel_seconds:
+            raise ValueError(
+                "RELAYBOX_GOOGLEDRIVE_CHANNEL_RENEW_SECONDS must be shorter than "
+                "RELAYBOX_GOOGLEDRIVE_CHANNEL_SECONDS"
+            )
+        return self

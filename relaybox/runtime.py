@@ -19,6 +19,8 @@ from relaybox.config import Settings
 from relaybox.connectors.base import Connector
 from relaybox.connectors.dropbox import DropboxConnector
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
+from relaybox.connectors.googledrive import GoogleDriveConnector
+from relaybox.connectors.googledrive.client import DriveClient, GoogleURLs
 from relaybox.core.clock import Clock, SystemClock
 from relaybox.core.errors import InvalidInput
 from relaybox.crypto import SecretBox
@@ -92,6 +94,7 @@ class Runtime:
             **{**options, "trust_env": False},
         )
         dropbox_http = ClientPool(settings.pass_concurrency, **options)
+        google_http = ClientPool(settings.pass_concurrency, **options)
         urls = DropboxURLs(
             api=settings.dropbox_api_url.rstrip("/"),
             content=settings.dropbox_content_url.rstrip("/"),
@@ -114,7 +117,19 @@ class Runtime:
                         retry_base=settings.dropbox_retry_base,
                         page_limit=settings.dropbox_page_limit,
                     )
-                )
+                ),
+                "googledrive": GoogleDriveConnector(
+                    DriveClient(
+                        GoogleURLs(
+                            api=settings.googledrive_api_url.rstrip("/"),
+                            oauth=settings.googledrive_oauth_url.rstrip("/"),
+                            accounts=settings.googledrive_accounts_url.rstrip("/"),
+                        ),
+                        google_http,
+                        retry_base=settings.dropbox_retry_base,
+                        page_size=settings.googledrive_page_size,
+                    )
+                ),
             },
             http=http,
             wakeups=Wakeups(),

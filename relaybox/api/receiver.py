@@ -1,17 +1,21 @@
 """`/elements/api-v2/events/{elementKey}`: the URL providers send their webhooks to.
 
-GET echoes the verification challenge. POST verifies the signature against the app secrets
-of the element's instances BEFORE anything is stored (services/webhook_secrets.py), stores
-the notification and asks for a change pass on every matching instance in one transaction
-shared with the webhooks that arrive meanwhile (store/inbox.py), and answers 200 once that
-is committed: the fetching happens afterwards, in the workers.
+GET echoes the verification challenge. POST verifies the notification BEFORE anything is
+stored: a Dropbox webhook's signature against the app secrets of the element's instances
+(services/webhook_secrets.py), a Google Drive channel's token against the one relaybox made
+for that channel (pipeline/channels.py). It then stores the notification and asks for a
+change pass on every matching instance in one transaction shared with the webhooks that
+arrive meanwhile (store/inbox.py), and answers 200 once that is committed: the fetching
+happens afterwards, in the workers.
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,11 +25,13 @@ from relaybox.api.errors import ApiError, error_body, input_message
 from relaybox.api.limits import MAX_BODY
 from relaybox.api.models import errors
 from relaybox.api.throttle import FailureLimiter
-from relaybox.connectors.base import WebhookVerifier
-from relaybox.connectors.dropbox import DropboxWebhooks
+from relaybox.connectors.base import Connector, WebhookVerifier
 from relaybox.core.errors import InvalidInput
+from relaybox.core.instance_request import ELEMENTS
+from relaybox.crypto import secret_hash
 from relaybox.metrics import WEBHOOKS
 from relaybox.runtime import Runtime
+from relaybox.store import channels as stored_channels
 from relaybox.store.inbox import Received
 
 log = logging.getLogger(__name__)
@@ -33,19 +39,25 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/elements/api-v2/events", tags=["receiver"])
 PREFIX = f"{router.prefix}/"
 
-VERIFIERS: dict[str, WebhookVerifier] = {"dropbox": DropboxWebhooks()}
 MAX_CHALLENGE = 1024
 TOO_MANY_FAILURES = "too many webhooks with a bad signature from this address; try again later"
 
 
-def verifier_for(element_key: str) -> WebhookVerifier:
-    verifier = VERIFIERS.get(element_key)
-    if verifier is None:
+def connector_for(runtime: Runtime, element_key: str) -> Connector:
+    connector = runtime.connectors.get(element_key)
+    if connector is None or connector.push is None:
         raise ApiError(404, f"no element {element_key!r}")
+    return connector
+
+
+def verifier_for(runtime: Runtime, element_key: str) -> WebhookVerifier:
+    verifier = connector_for(runtime, element_key).webhooks
+    if verifier is None:
+        raise ApiError(404, f"no element {element_key!r} with app webhooks")
     return verifier
 
 
-ELEMENT_KEY = Path(json_schema_extra={"enum": sorted(VERIFIERS)})
+ELEMENT_KEY = Path(json_schema_extra={"enum": sorted(ELEMENTS)})
 
 
 @router.get(
@@ -63,7 +75,8 @@ async def challenge(
     element_key: str = ELEMENT_KEY, challenge: str = Query(max_length=MAX_CHALLENGE)
 ) -> Response:
     """The provider's verification: the `challenge` is answered as it came."""
-    verifier_for(element_key)
+    if element_key not in ELEMENTS:
+        raise ApiError(404, f"no element {element_key!r}")
     return Response(
         content=challenge,
         headers={"Content-Type": "text/plain", "X-Content-Type-Options": "nosniff"},
@@ -87,7 +100,7 @@ async def accept(
     not for an address with too many recent failures): 403s are counted per address, and
     a genuinely signed webhook is accepted whatever its address's count.
     """
-    verifier = verifier_for(element_key)
+    verifier = verifier_for(runtime, element_key)
     signers: list[str] = []
     notification = None
     if verifier.well_formed(signature):
@@ -133,6 +146,52 @@ async def accept(
         runtime.wakeups.changes.set()
 
 
+async def accept_channel(
+    runtime: Runtime,
+    failures: FailureLimiter,
+    address: str,
+    element_key: str,
+    headers: Mapping[str, str],
+) -> None:
+    """A push channel's notification (Google Drive): its channel's token checked in
+    constant time against the hash relaybox keeps, then stored with the pass it asks for
+    (as a webhook is). An unknown channel or a wrong token is a 403 and stores nothing;
+    the provider's hello on a new channel (`sync`) is answered and not stored."""
+    push = connector_for(runtime, element_key).channels
+    if push is None:
+        raise ApiError(404, f"no element {element_key!r} with push channels")
+    message = push.message(headers)
+    async with runtime.sessions() as session:
+        sender = await stored_channels.sender(session, element_key, message.channel_id)
+    genuine = sender is not None and hmac.compare_digest(
+        secret_hash(message.token), sender.token_hash
+    )
+    if sender is None or not genuine:
+        wait = failures.retry_after(address)
+        if wait is not None:
+            WEBHOOKS.labels(element_key, "throttled").inc()
+            raise ApiError(429, TOO_MANY_FAILURES, {"Retry-After": str(wait)})
+        failures.failed(address)
+        WEBHOOKS.labels(element_key, "forbidden").inc()
+        raise ApiError(403, "X-Goog-Channel-Token: not this channel's token")
+    app_secret = runtime.webhook_secrets.secret_of(sender.secrets_enc)
+    if not message.changed or sender.account_id is None or app_secret is None:
+        WEBHOOKS.labels(element_key, "accepted").inc()
+        return
+    stored = await runtime.inbox.submit(
+        Received(
+            element_key,
+            message.raw,
+            [sender.account_id],
+            frozenset({app_secret}),
+            raw_for=lambda _: message.raw,
+        )
+    )
+    WEBHOOKS.labels(element_key, "accepted").inc()
+    if stored.idle:
+        runtime.wakeups.changes.set()
+
+
 def element_key_of(scope: Scope) -> str | None:
     """The element key when `scope` is a webhook POST (`POST {PREFIX}{elementKey}`)."""
     if scope["type"] != "http" or scope["method"] != "POST":
@@ -164,13 +223,16 @@ async def receive_webhook(
         body = await _read_body(scope, receive)
         if body is None:
             return  # the client went away: nothing was stored, nothing to answer
-        signature_header = verifier_for(element_key).signature_header.lower().encode()
-        signature = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == signature_header), ""
-        )
         client = scope.get("client")
         address = str(client[0]) if client else "unknown"
-        await accept(runtime, failures, address, element_key, body, signature)
+        if connector_for(runtime, element_key).push == "channel":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            await accept_channel(runtime, failures, address, element_key, headers)
+        else:
+            signature_header = verifier_for(runtime, element_key).signature_header.lower()
+            wanted = signature_header.encode()
+            signature = next((v.decode("latin-1") for k, v in scope["headers"] if k == wanted), "")
+            await accept(runtime, failures, address, element_key, body, signature)
     except ApiError as error:
         status, headers, content = error.status, error.headers or {}, error_body(error.message)
     except InvalidInput as error:

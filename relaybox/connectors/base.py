@@ -16,8 +16,10 @@ provider it talks to:
 |                          |                                  | comes from the index          |
 | `moves_list_descendants` | a moved folder's content is      | only the folder changes       |
 |                          | listed again at its new path     |                               |
-| `wait_for_changes`       | `files/list_folder/longpoll`     | none (None)                   |
-| `push`                   | "app": one webhook per app       | "channel": a watch per account|
+| `waits`                  | `files/list_folder/longpoll`     | none: webhooks or polling     |
+| `push`                   | "app": one webhook per app,      | "channel": a watch per        |
+|                          | signed with the app secret       | account, with its own token   |
+|                          | (`webhooks`)                     | (`channels`)                  |
 """
 
 from __future__ import annotations
@@ -109,14 +111,64 @@ class WebhookVerifier(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Channel:
+    """A push channel the provider made: where its notifications come from, until when."""
+
+    channel_id: str
+    resource_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """One notification of a push channel, as its request headers said it. `token` is the
+    channel's secret, checked against the one relaybox made; `changed` is False for the
+    provider's hello on a new channel (nothing changed); `raw` is what events carry."""
+
+    channel_id: str
+    token: str
+    changed: bool
+    raw: dict[str, Any]
+
+
+class ChannelPush(Protocol):
+    """Push channels (`push = "channel"`): one watch per account, made, renewed and
+    stopped by relaybox (pipeline/channels.py), each with a secret token of its own."""
+
+    async def watch(
+        self,
+        access_token: str,
+        cursor: str,
+        *,
+        channel_id: str,
+        token: str,
+        address: str,
+        expires_at: datetime,
+    ) -> Channel:
+        """Ask the provider to notify `address` of the account's changes after `cursor`
+        until about `expires_at` (the provider may end it sooner: `Channel.expires_at`)."""
+        ...
+
+    async def stop(self, access_token: str, channel: Channel) -> None: ...
+
+    def message(self, headers: Mapping[str, str]) -> ChannelMessage:
+        """A notification's headers (lower-case names) read (InvalidInput when they are
+        not a notification of this provider's)."""
+        ...
+
+
 class Connector(Protocol):
     """One provider, as relaybox's pipeline, services and console use it."""
 
     element_key: str
+    name: str  # as users know it ("Dropbox", "Google Drive")
     paths: bool
     moves_list_descendants: bool
+    waits: bool  # `wait_for_changes` works: longpoll instances are possible
     push: Literal["app", "channel"] | None
-    webhooks: WebhookVerifier
+    webhooks: WebhookVerifier | None  # push "app"
+    channels: ChannelPush | None  # push "channel"
 
     def authorize_url(self, *, app_key: str, redirect_uri: str | None, state: str | None) -> str:
         """The provider's consent page for an authorization-code grant with offline access."""

@@ -11,9 +11,9 @@ from typing import Any
 
 from relaybox.core.errors import InvalidInput, NotFound
 
-ELEMENT_INFO = {"dropbox": (14, "Dropbox")}
-"""Each element's key, the anchor's id for it and its name (devportal
-docs/elements/dropbox/authenticate.md shows Dropbox as element 14)."""
+ELEMENT_INFO = {"dropbox": (14, "Dropbox"), "googledrive": (21, "Google Drive")}
+"""Each element's key, the anchor's id for it and its name (the devportal docs show
+Dropbox as element 14 and Google Drive as element 21)."""
 ELEMENTS = frozenset(ELEMENT_INFO)
 MAX_NAME = 200
 MAX_TAGS = 50

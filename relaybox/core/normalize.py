@@ -164,6 +164,38 @@ def reconcile(
     return normalize([*synthetic, *listing], index, moves_list_descendants=moves_list_descendants)
 
 
+def parents_first(changes: Sequence[Change]) -> Sequence[Change]:
+    """Changes named by parent rather than path, ordered so that a folder comes before
+    what this same batch places inside it (a listing need not give parents first, and a
+    page of changes is in the order things last changed). Removals keep their order,
+    ahead of the rest. Changes that carry their paths are left as they came: for them
+    order is meaning (a path deleted, then made again)."""
+    if all(c.path_lower is not None or c.removed for c in changes):
+        return changes
+    present = {c.object_id: c for c in changes if not c.removed and c.object_id}
+    depths: dict[str, int] = {}
+
+    def depth(object_id: str) -> int:
+        found = depths.get(object_id)
+        if found is not None:
+            return found
+        chain: list[str] = []
+        current: str | None = object_id
+        while current is not None and current in present and current not in chain:
+            if current in depths:
+                break
+            chain.append(current)
+            current = present[current].parent_id
+        base = depths.get(current, -1) + 1 if current is not None and current in depths else 0
+        for level, member in enumerate(reversed(chain)):
+            depths[member] = base + level
+        return depths[object_id]
+
+    removals = [c for c in changes if c.removed]
+    rest = [c for c in changes if not c.removed]
+    return removals + sorted(rest, key=lambda c: depth(c.object_id) if c.object_id else 0)
+
+
 def removal(obj: IndexedObject) -> Change:
     """The removal of an indexed object that no provider entry reported (a reset, or an
     object left behind by a moved folder); its raw entry says so."""
@@ -177,7 +209,7 @@ class _Pass:
     def __init__(
         self, changes: Sequence[Change], index: Index, moves_list_descendants: bool
     ) -> None:
-        self.changes_in = changes
+        self.changes_in = parents_first(changes)
         self.index = index
         self.moves_list_descendants = moves_list_descendants
         self.changes = Changes()

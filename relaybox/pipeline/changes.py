@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from relaybox.connectors.base import Connector, Tokens
+from relaybox.connectors.base import Connector
 from relaybox.connectors.paging import Fetched, read_changes
 from relaybox.core.backoff import backoff
 from relaybox.core.errors import (
@@ -29,7 +29,8 @@ from relaybox.core.errors import (
 )
 from relaybox.metrics import EVENTS, PASS_SECONDS, PASSES
 from relaybox.runtime import Runtime
-from relaybox.services.instances import Credentials, InstanceService
+from relaybox.services.access import AccessTokens
+from relaybox.services.instances import InstanceService
 from relaybox.store import leases, tables
 from relaybox.store.db import transaction
 from relaybox.store.groups import GroupCommit
@@ -43,8 +44,6 @@ from relaybox.store.passes import fetchable
 
 log = logging.getLogger(__name__)
 
-# Refresh an access token this long before Dropbox says it expires.
-REFRESH_MARGIN = timedelta(minutes=5)
 # Back-off after a failed pass (5xx, timeout, a 400), doubled per consecutive failure, capped.
 OUTAGE_BACKOFF_BASE = 2.0
 OUTAGE_BACKOFF_CAP = 600.0
@@ -156,6 +155,7 @@ class ChangePass:
         self.instance_id = claimed.instance_id
         self.instances = InstanceService(runtime)
         self.connector: Connector = runtime.connector(claimed.element_key)
+        self.access = AccessTokens(runtime, claimed.instance_id, self.connector)
         self.started_from = claimed.cursor or ""
 
     async def run(self) -> None:
@@ -173,11 +173,11 @@ class ChangePass:
             PASSES.labels("failed").inc()
             return
         try:
-            token = await self._fresh_token(creds, expires_at)
+            token = await self.access.fresh(creds, expires_at)
             try:
                 fetched = await self._fetch(token, cursor)
             except TokenExpired:
-                token = await self._refresh(creds)
+                token = await self.access.refresh(creds)
                 fetched = await self._fetch(token, cursor)
         except LeaseLost as exc:
             log.info("%s", exc)
@@ -253,37 +253,6 @@ class ChangePass:
             wake = self.runtime.wakeups.changes
             asyncio.get_running_loop().call_later(QUIET_PASS_PAUSE.total_seconds(), wake.set)
 
-    async def _fresh_token(self, creds: Credentials, expires_at: datetime | None) -> str:
-        if creds.config.auth_type == "apiKey":
-            return creds.config.access_token or ""
-        soon = self.runtime.clock.now() + REFRESH_MARGIN
-        if creds.access_token and (expires_at is None or expires_at > soon):
-            return creds.access_token
-        return await self._refresh(creds)
-
-    async def _refresh(self, creds: Credentials) -> str:
-        if not creds.refresh_token or creds.config.auth_type != "oauth2":
-            raise ProviderAuthError("the access token expired and cannot be refreshed")
-        tokens = await self.connector.refresh(
-            refresh_token=creds.refresh_token,
-            app_key=creds.config.app_key or "",
-            app_secret=creds.config.app_secret or "",
-        )
-        await self._store_tokens(tokens)
-        return tokens.access_token
-
-    async def _store_tokens(self, tokens: Tokens) -> None:
-        async with transaction(self.runtime.sessions) as session:
-            row = await session.get(tables.Instance, self.instance_id)
-            if row is None:
-                return
-            secrets = self.runtime.box.decrypt_json(row.secrets_enc)
-            secrets["access_token"] = tokens.access_token
-            if tokens.refresh_token:
-                secrets["refresh_token"] = tokens.refresh_token
-            row.secrets_enc = self.runtime.box.encrypt_json(secrets)
-            row.access_token_expires_at = tokens.expires_at
-
     async def _mark_invalid(self, message: str) -> None:
         log.warning("instance %s is no longer valid: %s", self.instance_id, message)
         async with transaction(self.runtime.sessions) as session:
@@ -306,7 +275,8 @@ class ChangePass:
             if failed:
                 row.sync_failures += 1
                 not_before = outage_backoff(row.sync_failures)
-                row.status_message = f"Dropbox: {message}" if message else row.status_message
+                said = f"{self.connector.name}: {message}" if message else None
+                row.status_message = said or row.status_message
             row.lease_owner, row.lease_until = None, None
             row.sync_not_before = self.runtime.clock.now() + (not_before or timedelta())
             # It rejoins the queue when its back-off ends, behind whoever asked before then.

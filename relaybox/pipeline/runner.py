@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from relaybox.pipeline import changes, delivery, housekeeping, longpoll, poller
+from relaybox.pipeline import changes, channels, delivery, housekeeping, longpoll, poller
 from relaybox.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Workers:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.poller = poller.Poller(runtime)
+        self.channels = channels.ChannelKeeper(runtime)
         self.longpolls = longpoll.LongpollHub(runtime, self.owner)
         self.pass_commits = changes.pass_commits(runtime)
         self.attempt_records = delivery.attempt_records(runtime)
@@ -92,12 +93,16 @@ class Workers:
         await delivery.deliver(self.runtime, claimed, self.attempt_records)
 
     async def _polling(self) -> None:
-        """Turn due polls into pass requests, every worker tick."""
+        """Every worker tick: turn due polls into pass requests, keep push channels."""
         while not self._stopping.is_set():
             try:
                 await self.poller.tick()
             except Exception:
                 log.exception("poller: requesting due polls failed")
+            try:
+                await self.channels.tick()
+            except Exception:
+                log.exception("channels: keeping push channels failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), timeout=self.runtime.settings.worker_poll_seconds

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.base import Account as ProviderAccount
-from relaybox.connectors.base import Connector, Tokens
+from relaybox.connectors.base import Channel, ChannelPush, Connector, Tokens
 from relaybox.connectors.paging import Listing, list_account
 from relaybox.core.clock import iso, iso_or_none, utcnow
 from relaybox.core.errors import (
@@ -36,6 +36,7 @@ from relaybox.core.instance_request import ELEMENT_INFO, ELEMENTS, MAX_NAME, par
 from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
 from relaybox.services.callbacks import check_public
+from relaybox.store import channels as stored_channels
 from relaybox.store import instances as stored_instances
 from relaybox.store import tables
 from relaybox.store.db import transaction
@@ -168,6 +169,7 @@ class InstanceService:
         config = parse_config(request.configuration)
         await self._check_callback(config)
         connector = self.runtime.connector(request.element_key or "dropbox")
+        _check_source(connector, config)
         tokens = await self._authenticate(connector, config, request.code)
         account = await self._account(connector, tokens.access_token)
         listing = await self._index(connector, tokens.access_token) if config.events_on else None
@@ -233,6 +235,7 @@ class InstanceService:
         )
         if "event.notification.callback.url" in touched:
             await self._check_callback(config)
+        _check_source(connector, config)
         new_tokens: Tokens | None = None
         account: Account | None = None
         reauth = reauth or request.code is not None
@@ -245,7 +248,7 @@ class InstanceService:
             account = await self._account(connector, new_tokens.access_token)
             if row.account_id and account.id != row.account_id:
                 raise InvalidInput(
-                    "the code belongs to another Dropbox account than this instance's",
+                    f"the code belongs to another {connector.name} account than this instance's",
                     field="providerData.code",
                 )
         elif config.auth_type == "apiKey" and config.access_token != creds.config.access_token:
@@ -342,9 +345,11 @@ class InstanceService:
             row = await self.get(session, org_id, instance_id)
             creds = self.credentials(row)
         token = creds.access_token or creds.config.access_token
+        connector = self.runtime.connector(row.element_key)
         if token:
+            await self._stop_channels(instance_id, connector, token)
             try:
-                await self.runtime.connector(row.element_key).revoke(token)
+                await connector.revoke(token)
             except ProviderError as exc:
                 log.info("revoking the token of instance %s failed: %s", instance_id, exc)
         async with transaction(self.runtime.sessions) as session:
@@ -352,6 +357,15 @@ class InstanceService:
         self.runtime.wakeups.sources.set()
 
     # --- helpers -------------------------------------------------------------------
+
+    async def _stop_channels(self, instance_id: int, connector: Connector, access: str) -> None:
+        """Stop the push channels of an instance about to be deleted (best effort)."""
+        if connector.channels is None:
+            return
+        async with transaction(self.runtime.sessions) as session:
+            taken = await stored_channels.take(session, stored_channels.of_instance(instance_id))
+        for _, channel in taken:
+            await stop_channel(connector.channels, access, instance_id, channel)
 
     async def _check_callback(self, config: InstanceConfig) -> None:
         if config.callback_url:
@@ -377,7 +391,7 @@ class InstanceService:
             )
         except ProviderError as exc:
             raise ProviderRefused(
-                f"providerData.code: Dropbox refused the code exchange: {exc.message}",
+                f"providerData.code: {connector.name} refused the code exchange: {exc.message}",
                 field="providerData.code",
                 provider_message=exc.provider_message,
             ) from None
@@ -387,7 +401,7 @@ class InstanceService:
             account = await connector.account(access_token)
         except ProviderError as exc:
             raise ProviderRefused(
-                f"Dropbox refused the account lookup: {exc.message}",
+                f"{connector.name} refused the account lookup: {exc.message}",
                 field="providerData.code",
                 provider_message=exc.provider_message,
             ) from None
@@ -406,7 +420,7 @@ class InstanceService:
             return await list_account(connector, access_token, limit=limit)
         except ProviderError as exc:
             raise ProviderRefused(
-                f"{connector.element_key} refused listing the account: {exc.message}",
+                f"{connector.name} refused listing the account: {exc.message}",
                 field="providerData.code",
                 provider_message=exc.provider_message,
             ) from None
@@ -418,3 +432,29 @@ class InstanceService:
             if tokens.refresh_token:
                 secrets["refresh_token"] = tokens.refresh_token
         return self.runtime.box.encrypt_json(secrets)
+
+
+def _check_source(connector: Connector, config: InstanceConfig) -> None:
+    """Longpoll only where the provider can hold a request until something changes."""
+    if config.events_on and config.vendor_type == "longpoll" and not connector.waits:
+        raise InvalidInput(
+            f"event.vendor.type: {connector.name} has no longpoll; use webhooks or polling",
+            field="event.vendor.type",
+        )
+
+
+async def stop_channel(push: ChannelPush, access: str, instance_id: int, channel: Channel) -> None:
+    """Ask the provider to stop a channel; a failure is logged (the channel ends at its
+    expiry on its own, and its notifications find no channel here meanwhile)."""
+    if not channel.resource_id:
+        return
+    try:
+        await push.stop(access, channel)
+    except ProviderError as exc:
+        log.info(
+            "instance %s: stopping channel %s failed (it ends on its own at %s): %s",
+            instance_id,
+            channel.channel_id,
+            channel.expires_at,
+            exc.message,
+        )

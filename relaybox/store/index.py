@@ -63,14 +63,32 @@ async def load_for_many(
             continue
         for condition_chunk in _chunks(conditions, 50):
             clauses.append(and_(IndexEntry.instance_id == instance_id, or_(*condition_chunk)))
-    for clause_chunk in _chunks(clauses, 50):
-        query = select(IndexEntry.instance_id, *COLUMNS).where(or_(*clause_chunk))
-        for row in await session.execute(query):
-            found[row.instance_id][row.object_id] = row
+    await _load_into(session, found, clauses)
+    # A folder named by id alone (removed, or moved by a provider that does not list its
+    # content again): its subtree goes or moves with it, so it is loaded too.
+    subtrees: list[ColumnElement[bool]] = []
+    for instance_id, changes in passes.items():
+        by_id = {c.object_id for c in changes if c.path_lower is None and c.object_id}
+        rows = found[instance_id]
+        for path in sorted(
+            r.path_lower for i, r in rows.items() if i in by_id and r.tag == "folder"
+        ):
+            below = IndexEntry.path_lower.startswith(path.rstrip("/") + "/", autoescape=True)
+            subtrees.append(and_(IndexEntry.instance_id == instance_id, below))
+    await _load_into(session, found, subtrees)
     return {
         instance_id: Index(_to_object(row) for row in rows.values())
         for instance_id, rows in found.items()
     }
+
+
+async def _load_into(
+    session: AsyncSession, found: dict[int, dict[str, Any]], clauses: list[ColumnElement[bool]]
+) -> None:
+    for clause_chunk in _chunks(clauses, 50):
+        query = select(IndexEntry.instance_id, *COLUMNS).where(or_(*clause_chunk))
+        for row in await session.execute(query):
+            found[row.instance_id][row.object_id] = row
 
 
 def _touched(changes: Sequence[Change]) -> list[ColumnElement[bool]]:

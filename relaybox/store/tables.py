@@ -142,8 +142,31 @@ class Instance(Base):
     # Longpoll (pipeline/longpoll.py): the process holding this instance's longpoll.
     longpoll_owner: Mapped[str | None] = mapped_column(String(64))
     longpoll_until: Mapped[datetime | None]
+    # Push channels (pipeline/channels.py): a worker making this instance's next channel
+    # holds it until then, so two processes never make one each (migration 0009).
+    channel_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PushChannel(Base):
+    """A provider push channel of one instance (Google Drive's `changes.watch`).
+
+    The row is written before the provider is asked for the channel (its first message
+    may come before the answer), with no `resource_id`; the answer fills it in. Only the
+    token's hash is kept: a notification's `X-Goog-Channel-Token` is hashed and compared.
+    """
+
+    __tablename__ = "push_channels"
+
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IndexEntry(Base):

@@ -22,6 +22,7 @@ from relaybox.connectors.base import (
     Account,
     Change,
     ChangePage,
+    ChannelPush,
     Connector,
     Kind,
     Tokens,
@@ -72,14 +73,17 @@ class MemoryConnector:
     """A `Connector` over in-memory accounts; `calls` counts what relaybox asked."""
 
     element_key = "memory"
+    name = "Memory"
     paths = True
     moves_list_descendants = True
+    waits = False
     push: Literal["app", "channel"] | None = "app"
+    channels: ChannelPush | None = None
 
     def __init__(self, clock: Clock, *, page_size: int = 2) -> None:
         self.clock = clock
         self.page_size = page_size
-        self.webhooks: WebhookVerifier = MemoryWebhooks()
+        self.webhooks: WebhookVerifier | None = MemoryWebhooks()
         self.accounts: dict[str, MemoryAccount] = {}
         self.access: dict[str, tuple[str, Any]] = {}  # token -> (account, expires_at)
         self.refresh_tokens: dict[str, str] = {}  # token -> account

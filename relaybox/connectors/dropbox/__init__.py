@@ -16,7 +16,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from relaybox.connectors.base import Account, Change, ChangePage, Tokens, Wait, WebhookVerifier
+from relaybox.connectors.base import (
+    Account,
+    Change,
+    ChangePage,
+    ChannelPush,
+    Tokens,
+    Wait,
+    WebhookVerifier,
+)
 from relaybox.connectors.dropbox.client import DropboxClient, authorize_url
 from relaybox.connectors.dropbox.webhook import accounts_in, for_account
 from relaybox.core.signing import verify_dropbox_signature, well_formed_dropbox_signature
@@ -65,13 +73,16 @@ class DropboxConnector:
     """`Connector` over the Dropbox API v2 client."""
 
     element_key = "dropbox"
+    name = "Dropbox"
     paths = True
     moves_list_descendants = True
+    waits = True
     push: Literal["app", "channel"] | None = "app"
+    channels: ChannelPush | None = None
 
     def __init__(self, client: DropboxClient) -> None:
         self.client = client
-        self.webhooks: WebhookVerifier = DropboxWebhooks()
+        self.webhooks: WebhookVerifier | None = DropboxWebhooks()
 
     def waiting_on(self, http: httpx.AsyncClient) -> DropboxConnector:
         """The same connector over another HTTP client, without in-call retries (the

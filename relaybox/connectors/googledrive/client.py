@@ -1,0 +1,367 @@
+"""Async Google Drive API v3 and Google OAuth 2.0 client: one `httpx.AsyncClient` seam.
+
+Base URLs come from configuration, so the same client talks to Google or to the sandbox
+(docs/gdrive-sandbox.md). Google's answers are mapped onto `relaybox.core.errors`:
+
+| answer                                               | raised                    |
+|------------------------------------------------------|---------------------------|
+| 401 (Google tells expired and revoked tokens apart   | TokenExpired (a refresh   |
+| in no way)                                           | decides which it was)     |
+| token endpoint 400/401 (`invalid_grant`, ...)        | ProviderAuthError         |
+| 403 `insufficientPermissions`, `authError`           | ProviderAuthError         |
+| 400 `invalid` at location `pageToken`                | CursorReset               |
+| 429, 403 `userRateLimitExceeded`/`rateLimitExceeded` | RateLimited(retry_after)  |
+| 5xx, timeout, connection error                       | ProviderUnavailable       |
+| other 4xx                                            | ProviderRejected          |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from relaybox.connectors.base import Tokens
+from relaybox.core.backoff import backoff
+from relaybox.core.errors import (
+    CursorReset,
+    ProviderAuthError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    TokenExpired,
+)
+from relaybox.httpclients import ClientPool
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 3600.0
+SCOPE = "https://www.googleapis.com/auth/drive.readonly"
+FOLDER = "application/vnd.google-apps.folder"
+# What relaybox reads of a file: enough for its path, kind and content version.
+FILE_FIELDS = "id,name,mimeType,parents,trashed,md5Checksum,headRevisionId,modifiedTime,size"
+RATE_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
+AUTH_REASONS = frozenset({"insufficientPermissions", "authError", "insufficientFilePermissions"})
+
+
+@dataclass(frozen=True)
+class GoogleURLs:
+    """Google's hosts; the sandbox serves all three under one base URL."""
+
+    api: str = "https://www.googleapis.com"
+    oauth: str = "https://oauth2.googleapis.com"
+    accounts: str = "https://accounts.google.com"
+
+    @classmethod
+    def one(cls, base: str) -> GoogleURLs:
+        base = base.rstrip("/")
+        return cls(api=base, oauth=base, accounts=base)
+
+
+def authorize_url(
+    urls: GoogleURLs, *, client_id: str, redirect_uri: str | None, state: str | None
+) -> str:
+    """Google's consent page: an authorization code with offline access (a refresh token),
+    asked again every time (`prompt=consent`) so a reconnected account gets one too."""
+    params = {
+        "client_id": client_id,
+        "response_type": "code",
+        "scope": SCOPE,
+        "access_type": "offline",
+        "prompt": "consent",
+        "include_granted_scopes": "true",
+    }
+    if redirect_uri:
+        params["redirect_uri"] = redirect_uri
+    if state:
+        params["state"] = state
+    return f"{urls.accounts}/o/oauth2/v2/auth?{urlencode(params)}"
+
+
+class DriveClient:
+    """Calls Drive with a given access token; knows nothing of instances or storage.
+
+    A 5xx answer or a lost connection is retried within the call with jittered exponential
+    back-off (`retry_base` seconds, doubled per try, `retries` times) before it is raised
+    as `ProviderUnavailable`; every other error is raised at once.
+    """
+
+    def __init__(
+        self,
+        urls: GoogleURLs,
+        http: httpx.AsyncClient | ClientPool,
+        *,
+        retry_base: float = 1.0,
+        retries: int = 3,
+        page_size: int = 1000,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.urls = urls
+        self.http = http
+        self.retry_base = retry_base
+        self.retries = retries
+        self.page_size = page_size
+        self._rng = rng or random.SystemRandom()
+
+    # --- OAuth ---------------------------------------------------------------------
+
+    async def exchange_code(
+        self, *, code: str, client_id: str, client_secret: str, redirect_uri: str | None
+    ) -> Tokens:
+        form = {"grant_type": "authorization_code", "code": code}
+        if redirect_uri:
+            form["redirect_uri"] = redirect_uri
+        return await self._token(form, client_id, client_secret)
+
+    async def refresh(self, *, refresh_token: str, client_id: str, client_secret: str) -> Tokens:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        token = await self._token(form, client_id, client_secret)
+        # Google answers a refresh without a new refresh token: the old one stays valid.
+        return Tokens(token.access_token, token.refresh_token or refresh_token, token.expires_at)
+
+    async def revoke(self, token: str) -> None:
+        """Revoke the grant (any of its tokens revokes all of them)."""
+        url = f"{self.urls.oauth}/revoke"
+        response = await self._retrying("oauth2.revoke", "POST", url, data={"token": token})
+        if response.status_code >= 400:
+            said = _oauth_said(response)
+            raise ProviderRejected(
+                f"Google refused the revocation: {said}",
+                status=response.status_code,
+                provider_message=said,
+            )
+
+    async def _token(self, form: dict[str, str], client_id: str, client_secret: str) -> Tokens:
+        form = {**form, "client_id": client_id, "client_secret": client_secret}
+        url = f"{self.urls.oauth}/token"
+        response = await self._retrying("oauth2.token", "POST", url, data=form)
+        if response.status_code in (400, 401):
+            said = _oauth_said(response)
+            raise ProviderAuthError(
+                f"Google refused the token request: {said}",
+                status=response.status_code,
+                provider_message=said,
+            )
+        data = self._check(response, "oauth2.token")
+        expires_in = data.get("expires_in")
+        expires_at = (
+            datetime.now(UTC) + timedelta(seconds=float(expires_in))
+            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+            else None
+        )
+        refresh = data.get("refresh_token")
+        return Tokens(
+            access_token=str(data["access_token"]),
+            refresh_token=str(refresh) if isinstance(refresh, str) else None,
+            expires_at=expires_at,
+        )
+
+    # --- Drive ---------------------------------------------------------------------
+
+    async def about(self, access_token: str) -> dict[str, Any]:
+        return await self.get(
+            "drive.about.get",
+            "/about",
+            access_token,
+            {"fields": "user(permissionId,emailAddress,displayName)"},
+        )
+
+    async def start_page_token(self, access_token: str) -> str:
+        answer = await self.get(
+            "drive.changes.getStartPageToken", "/changes/startPageToken", access_token, {}
+        )
+        return str(answer["startPageToken"])
+
+    async def list_files(self, access_token: str, page_token: str | None) -> dict[str, Any]:
+        """One page of the account's files not in the trash, folders first."""
+        params = {
+            "q": "trashed = false",
+            "spaces": "drive",
+            "orderBy": "folder,createdTime",
+            "pageSize": str(self.page_size),
+            "fields": f"nextPageToken,files({FILE_FIELDS})",
+        }
+        if page_token:
+            params["pageToken"] = page_token
+        return await self.get("drive.files.list", "/files", access_token, params)
+
+    async def list_changes(self, access_token: str, page_token: str) -> dict[str, Any]:
+        params = {
+            "pageToken": page_token,
+            "includeRemoved": "true",
+            "spaces": "drive",
+            "pageSize": str(self.page_size),
+            "fields": (
+                f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({FILE_FIELDS}))"
+            ),
+        }
+        return await self.get("drive.changes.list", "/changes", access_token, params)
+
+    async def watch(
+        self,
+        access_token: str,
+        page_token: str,
+        *,
+        channel_id: str,
+        channel_token: str,
+        address: str,
+        expiration: datetime,
+    ) -> dict[str, Any]:
+        """`changes.watch`: a channel that POSTs to `address` when the account changes."""
+        body = {
+            "id": channel_id,
+            "type": "web_hook",
+            "address": address,
+            "token": channel_token,
+            "expiration": str(int(expiration.timestamp() * 1000)),
+        }
+        params = {"pageToken": page_token, "includeRemoved": "true", "spaces": "drive"}
+        return await self._drive(
+            "drive.changes.watch", "POST", "/changes/watch", access_token, params, body
+        )
+
+    async def stop(self, access_token: str, channel_id: str, resource_id: str) -> None:
+        body = {"id": channel_id, "resourceId": resource_id}
+        await self._drive("drive.channels.stop", "POST", "/channels/stop", access_token, {}, body)
+
+    async def get(
+        self, method: str, path: str, access_token: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        return await self._drive(method, "GET", path, access_token, params, None)
+
+    async def _drive(
+        self,
+        method: str,
+        verb: str,
+        path: str,
+        access_token: str,
+        params: dict[str, str],
+        body: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        url = f"{self.urls.api}/drive/v3{path}"
+        headers = {"Authorization": f"Bearer {access_token}"}
+        options: dict[str, Any] = {"params": params, "headers": headers}
+        if body is not None:
+            options["json"] = body
+        return self._check(await self._retrying(method, verb, url, **options), method)
+
+    # --- plumbing ------------------------------------------------------------------
+
+    async def _retrying(self, method: str, verb: str, url: str, **options: Any) -> httpx.Response:
+        """Send; a 5xx answer or a lost connection is tried again with back-off."""
+        for attempt in range(self.retries + 1):
+            try:
+                response = await self._send(verb, url, **options)
+            except ProviderUnavailable:
+                if attempt == self.retries:
+                    raise
+            else:
+                if response.status_code < 500 or attempt == self.retries:
+                    return response
+            await asyncio.sleep(
+                backoff(attempt + 1, base=self.retry_base, cap=MAX_WAIT, rng=self._rng)
+            )
+        raise AssertionError("unreachable")
+
+    async def _send(self, verb: str, url: str, **options: Any) -> httpx.Response:
+        try:
+            return await self.http.request(verb, url, **options)
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"Google did not answer in time: {url}") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"cannot reach Google at {url}: {exc}") from exc
+
+    def _check(self, response: httpx.Response, method: str) -> dict[str, Any]:
+        status = response.status_code
+        if status in (200, 204):
+            data = _json_or_none(response)
+            return data if data is not None else {}
+        error = _google_error(response)
+        said = error.message or response.text[:300] or None
+        if status == 401:
+            raise TokenExpired(
+                f"{method}: Google refused the access token", status=401, provider_message=said
+            )
+        if status == 429 or (status == 403 and error.reason in RATE_REASONS):
+            raise RateLimited(
+                f"{method}: rate limited",
+                retry_after=_retry_after(response),
+                status=status,
+                provider_message=said,
+            )
+        if status == 403 and error.reason in AUTH_REASONS:
+            raise ProviderAuthError(
+                f"{method}: Google refused access ({error.reason})",
+                status=403,
+                provider_message=said,
+            )
+        if status == 400 and error.location == "pageToken":
+            raise CursorReset(f"{method}: page token void", status=400, provider_message=said)
+        if status >= 500:
+            raise ProviderUnavailable(
+                f"{method}: Google answered {status}", status=status, provider_message=said
+            )
+        log.warning("Google rejected %s with %s: %s", method, status, said)
+        raise ProviderRejected(
+            f"{method}: Google answered {status}: {said}", status=status, provider_message=said
+        )
+
+
+@dataclass(frozen=True)
+class GoogleError:
+    """What a Google API error body says: `{"error": {"message", "errors": [{"reason",
+    "location"}]}}`."""
+
+    message: str = ""
+    reason: str = ""
+    location: str = ""
+
+
+def _google_error(response: httpx.Response) -> GoogleError:
+    body = _json_or_none(response)
+    error = body.get("error") if body else None
+    if not isinstance(error, dict):
+        return GoogleError()
+    first = error.get("errors")
+    detail = first[0] if isinstance(first, list) and first and isinstance(first[0], dict) else {}
+    return GoogleError(
+        str(error.get("message", ""))[:300],
+        str(detail.get("reason", "")),
+        str(detail.get("location", "")),
+    )
+
+
+def _oauth_said(response: httpx.Response) -> str:
+    """`error: error_description` of an OAuth error body, or the start of its text."""
+    body = _json_or_none(response)
+    if body is None:
+        return response.text[:200] or f"HTTP {response.status_code}"
+    error = str(body.get("error", ""))[:100]
+    description = str(body.get("error_description", ""))[:200]
+    return f"{error}: {description}" if description else error or f"HTTP {response.status_code}"
+
+
+def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        seconds = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    if math.isnan(seconds):
+        return 1.0
+    return min(MAX_WAIT, max(0.0, seconds))
