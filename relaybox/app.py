@@ -27,6 +27,7 @@ from relaybox.api import (
 from relaybox.api.limits import MAX_BODY, BodyLimit
 from relaybox.api.throttle import FailureLimiter
 from relaybox.config import Settings
+from relaybox.core.clock import Clock
 from relaybox.metrics import PENDING
 from relaybox.pipeline.runner import Workers
 from relaybox.runtime import Runtime
@@ -62,12 +63,14 @@ def create_app(
     mounts: dict[str, ASGIApp] | None = None,
     on_ready: Any = None,
     on_stop: Any = None,
+    clock: Clock | None = None,
 ) -> Relaybox:
-    """The relaybox server. `mounts` adds sub-apps (the sandbox under `--sandbox`)."""
+    """The relaybox server. `mounts` adds sub-apps (the sandbox under `--sandbox`); `clock`
+    replaces the system clock (a test moves time with it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings)
+        runtime = await Runtime.start(settings, clock=clock)
         app.state.runtime = runtime
         created = await bootstrap(runtime)
         if created is not None:

@@ -74,7 +74,9 @@ class Runtime:
         return found
 
     @classmethod
-    async def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
+    async def start(
+        cls, settings: Settings, *, migrate: bool = True, clock: Clock | None = None
+    ) -> Runtime:
         engine = db.create_engine(settings.resolved_database_url)
         if migrate:
             await db.upgrade(engine)
@@ -135,6 +137,7 @@ class Runtime:
             wakeups=Wakeups(),
             inbox=inbox_writer(engine, sessions, webhook_secrets.secret_of),
             webhook_secrets=webhook_secrets,
+            clock=clock or SystemClock(),
         )
 
     async def close(self) -> None:

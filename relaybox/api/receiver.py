@@ -226,8 +226,8 @@ async def receive_webhook(
         client = scope.get("client")
         address = str(client[0]) if client else "unknown"
         if connector_for(runtime, element_key).push == "channel":
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            await accept_channel(runtime, failures, address, element_key, headers)
+            given = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            await accept_channel(runtime, failures, address, element_key, given)
         else:
             signature_header = verifier_for(runtime, element_key).signature_header.lower()
             wanted = signature_header.encode()

@@ -215,9 +215,18 @@ class _Pass:
         self.changes = Changes()
         # Ids that appear alive somewhere in this pass: a removal of one is a move.
         self.alive = {c.object_id for c in changes if not c.removed and c.object_id}
-        self.deleted_paths = {c.path_lower for c in changes if c.removed and c.path_lower}
+        # Paths removed in this pass: named by the provider, or (removed by id) the index's.
+        self.deleted_paths = {
+            path for c in changes if c.removed and (path := self.removed_path(c)) is not None
+        }
         # Old paths of folders that moved: what is left below them afterwards is gone.
         self.vacated: list[str] = []
+
+    def removed_path(self, change: Change) -> str | None:
+        if change.path_lower is not None:
+            return change.path_lower
+        held = self.index.by_id(change.object_id) if change.object_id else None
+        return held.path_lower if held and held.object_id not in self.alive else None
 
     def run(self) -> Changes:
         for change in self.changes_in:

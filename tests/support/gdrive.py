@@ -3,13 +3,22 @@ client (`google-api-python-client` with `google-auth` credentials) pointed at it
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
+
+from relaybox.app import create_app
+from relaybox.config import Settings
+from relaybox.gdrive_sandbox.app import create_app as create_gdrive
+from tests.support.servers import CallbackReceiver, free_port, serving
+from tests.support.stack import AUTH, OAUTH_CALLBACK, relaybox_settings
 
 REDIRECT = "https://app.example.com/oauth/callback"
 DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
@@ -71,3 +80,169 @@ def drive_client(base: str, granted: Grant) -> tuple[Any, Credentials]:
         client_options={"api_endpoint": f"{base}/drive/v3/"},
     )
     return client, credentials
+
+
+# --- relaybox with the Google Drive sandbox ------------------------------------------
+
+DRIVE_CLIENT_ID = "test-client.apps.googleusercontent.com"
+DRIVE_CLIENT_SECRET = "test-client-secret"
+
+
+class SkewedClock:
+    """The system clock moved forward by `offset` seconds: relaybox reads it (`Clock`), the
+    sandbox is moved by as much through its control API, so both see the same time."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+
+@dataclass
+class DriveStack:
+    relaybox: str
+    sandbox: str
+    receiver: CallbackReceiver
+    callback_url: str
+    http: httpx.AsyncClient
+    settings: Settings
+    sandbox_app: Any
+    clock: SkewedClock
+
+    @property
+    def api(self) -> str:
+        return f"{self.relaybox}/elements/api-v2"
+
+    async def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.http.request(method, f"{self.sandbox}/_sandbox{path}", **kwargs)
+        assert response.status_code < 400, response.text
+        return response.json()
+
+    async def new_account(self, email: str) -> str:
+        return str(
+            (await self.control("POST", "/accounts", json={"email": email}))["permission_id"]
+        )
+
+    async def code(self, permission_id: str) -> str:
+        answer = await self.control(
+            "POST",
+            "/authorize",
+            json={
+                "client_id": DRIVE_CLIENT_ID,
+                "permission_id": permission_id,
+                "redirect_uri": OAUTH_CALLBACK,
+                "scope": "https://www.googleapis.com/auth/drive.readonly",
+            },
+        )
+        return str(answer["code"])
+
+    async def connect(
+        self, permission_id: str, name: str = "my drive", **config: Any
+    ) -> dict[str, Any]:
+        body = {
+            "element": {"key": "googledrive"},
+            "providerData": {"code": await self.code(permission_id)},
+            "configuration": {
+                "authentication.type": "oauth2",
+                "oauth.api.key": DRIVE_CLIENT_ID,
+                "oauth.api.secret": DRIVE_CLIENT_SECRET,
+                "oauth.callback.url": OAUTH_CALLBACK,
+                "event.notification.enabled": True,
+                "event.notification.callback.url": self.callback_url,
+                "event.notification.signature.key": "sig-key-123",
+                "event.vendor.type": "webhooks",
+                **config,
+            },
+            "name": name,
+        }
+        response = await self.http.post(f"{self.api}/instances", json=body, headers=AUTH)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def create(
+        self,
+        permission_id: str,
+        name: str,
+        *,
+        parent: str | None = None,
+        folder: bool = False,
+        content: str = "",
+    ) -> str:
+        body: dict[str, Any] = {"name": name, "folder": folder}
+        if parent:
+            body["parent"] = parent
+        if content:
+            body["content"] = content
+        made = await self.control("POST", f"/accounts/{permission_id}/files", json=body)
+        return str(made["id"])
+
+    async def update(self, permission_id: str, file_id: str, **fields: Any) -> None:
+        await self.control("PATCH", f"/accounts/{permission_id}/files/{file_id}", json=fields)
+
+    async def delete(self, permission_id: str, file_id: str) -> None:
+        await self.control("DELETE", f"/accounts/{permission_id}/files/{file_id}")
+
+    async def channels(self) -> list[dict[str, Any]]:
+        return list((await self.control("GET", "/channels"))["channels"])
+
+    async def advance(self, seconds: float) -> None:
+        """Move relaybox's clock and the sandbox's by `seconds`."""
+        self.clock.offset += seconds
+        await self.control("POST", "/clock", json={"advance_seconds": seconds})
+
+
+def drive_settings(
+    tmp_path: Path, database_url: str, sandbox: str, public_url: str, **extra: Any
+) -> Settings:
+    return relaybox_settings(
+        tmp_path,
+        database_url,
+        sandbox,
+        public_url,
+        **{
+            "googledrive_api_url": sandbox,
+            "googledrive_oauth_url": sandbox,
+            "googledrive_accounts_url": sandbox,
+            **extra,
+        },
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_drive_stack(
+    tmp_path: Path, database_url: str, *, push_delay: float = 0.05, **extra: Any
+) -> AsyncIterator[DriveStack]:
+    """The Drive sandbox, relaybox (its clock skewable) and a callback receiver, each on
+    a free port; the sandbox knows relaybox's OAuth client."""
+    receiver = CallbackReceiver()
+    sandbox_app = create_gdrive(push_delay=push_delay)
+    relaybox_port = free_port()
+    relaybox_url = f"http://127.0.0.1:{relaybox_port}"
+    clock = SkewedClock()
+    async with serving(sandbox_app) as sandbox_url, serving(receiver.app()) as receiver_url:
+        settings = drive_settings(tmp_path, database_url, sandbox_url, relaybox_url, **extra)
+        async with (
+            serving(create_app(settings, clock=clock), port=relaybox_port),
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            stack = DriveStack(
+                relaybox_url,
+                sandbox_url,
+                receiver,
+                f"{receiver_url}/events",
+                http,
+                settings,
+                sandbox_app,
+                clock,
+            )
+            await stack.control(
+                "POST",
+                "/apps",
+                json={
+                    "client_id": DRIVE_CLIENT_ID,
+                    "client_secret": DRIVE_CLIENT_SECRET,
+                    "redirect_uris": [OAUTH_CALLBACK],
+                },
+            )
+            yield stack
