@@ -77,6 +77,7 @@ class Runtime:
     async def start(
         cls, settings: Settings, *, migrate: bool = True, clock: Clock | None = None
     ) -> Runtime:
+        clock = clock or SystemClock()
         engine = db.create_engine(settings.resolved_database_url)
         if migrate:
             await db.upgrade(engine)
@@ -135,9 +136,9 @@ class Runtime:
             },
             http=http,
             wakeups=Wakeups(),
-            inbox=inbox_writer(engine, sessions, webhook_secrets.secret_of),
+            inbox=inbox_writer(engine, sessions, webhook_secrets.secret_of, clock),
             webhook_secrets=webhook_secrets,
-            clock=clock or SystemClock(),
+            clock=clock,
         )
 
     async def close(self) -> None:

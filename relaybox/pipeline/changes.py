@@ -110,6 +110,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
             due,
             owner,
             runtime.settings.lease_seconds,
+            now=now,
             returning=(
                 instance.element_key,
                 instance.cursor,
@@ -222,6 +223,7 @@ class ChangePass:
             self.instance_id,
             self.token,
             self.runtime.settings.lease_seconds,
+            now=self.runtime.clock.now(),
         )
         if not held:
             raise LeaseLost(f"instance {self.instance_id}: lease lost during a pass")

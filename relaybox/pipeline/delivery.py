@@ -33,7 +33,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from relaybox.core.clock import utcnow
 from relaybox.core.errors import InvalidInput
 from relaybox.core.netguard import wire_target
 from relaybox.core.retry import Decision, Outcome, Verdict, decide
@@ -90,7 +89,7 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
     `max_in_flight` notifications leased at once, so one slow endpoint cannot take every
     delivery slot.
     """
-    now = utcnow()
+    now = runtime.clock.now()
     cap = runtime.settings.max_in_flight
     note, inst = tables.Notification, tables.Instance
     other = aliased(tables.Notification)
@@ -168,6 +167,7 @@ async def claim(runtime: Runtime, owner: str, limit: int) -> list[Claimed]:
             runtime.settings.lease_seconds,
             note.status == "pending",
             note.next_attempt_at <= now,
+            now=now,
             returning=(note.id, note.body, note.attempt_count, note.instance_id),
         )
     return [
@@ -200,10 +200,11 @@ async def deliver(runtime: Runtime, claimed: Claimed, records: Records) -> None:
             config.signature_key,
             key=claimed.instance_id,
         )
+    now = runtime.clock.now()
     decision = decide(
-        sent.outcome, attempt_number, runtime.settings.retry_delays, now=utcnow(), rng=_rng
+        sent.outcome, attempt_number, runtime.settings.retry_delays, now=now, rng=_rng
     )
-    await records.submit(Attempted(claimed, attempt_number, sent, decision, utcnow()))
+    await records.submit(Attempted(claimed, attempt_number, sent, decision, now))
     DELIVERIES.labels(decision.verdict.name).inc()
     DELIVERY_SECONDS.observe(sent.latency_ms / 1000)
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 
-from relaybox.core.clock import utcnow
 from relaybox.metrics import PRUNED
 from relaybox.runtime import Runtime
 from relaybox.store import retention, tables
@@ -25,7 +24,7 @@ async def prune_inbox(runtime: Runtime) -> int:
     The inbox is a record for operators: the passes it asked for live on the instances, the
     events and notifications in their own tables, so pruning it loses nothing.
     """
-    cutoff = utcnow() - timedelta(days=runtime.settings.inbox_retention_days)
+    cutoff = runtime.clock.now() - timedelta(days=runtime.settings.inbox_retention_days)
     async with transaction(runtime.sessions) as session:
         result = await session.execute(
             delete(tables.InboxItem).where(tables.InboxItem.received_at < cutoff)
@@ -59,7 +58,7 @@ async def prune_notifications(
 
     pruned = await retention.prune(
         runtime.sessions,
-        now=now or utcnow(),
+        now=now or runtime.clock.now(),
         keep=timedelta(days=runtime.settings.retention_days),
         batch_size=batch_size,
         rest=rest,

@@ -27,7 +27,6 @@ from sqlalchemy import ColumnElement, and_, not_, or_, select, update
 
 from relaybox.connectors.base import Connector
 from relaybox.core.backoff import backoff
-from relaybox.core.clock import utcnow
 from relaybox.core.errors import CursorReset, ProviderError, RateLimited
 from relaybox.runtime import USER_AGENT, Runtime
 from relaybox.store import tables
@@ -103,7 +102,7 @@ class LongpollHub:
     async def reconcile(self, *, full: bool = True) -> set[int]:
         """Lease free longpoll instances; when `full`, renew and drop what is not ours."""
         instance = tables.Instance
-        now = utcnow()
+        now = self.runtime.clock.now()
         until = now + timedelta(seconds=self.runtime.settings.lease_seconds)
         free = or_(instance.longpoll_until.is_(None), instance.longpoll_until < now)
         mine = instance.longpoll_owner == self.owner
@@ -267,7 +266,7 @@ class LongpollHub:
 
     async def _request(self, instance_id: int) -> None:
         async with self._db, transaction(self.runtime.sessions) as session:
-            await request_pass(session, [instance_id], None)
+            await request_pass(session, [instance_id], None, now=self.runtime.clock.now())
         self.runtime.wakeups.changes.set()
 
 

@@ -70,7 +70,7 @@ class Poller:
                 if claimed.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # another process took this poll
                 if not pending:
-                    await request_pass(session, [instance_id], None)
+                    await request_pass(session, [instance_id], None, now=now)
                     requested += 1
         if requested:
             self.runtime.wakeups.changes.set()

@@ -11,7 +11,6 @@ from datetime import datetime
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaybox.core.clock import utcnow
 from relaybox.core.errors import InvalidInput, NotFound
 from relaybox.core.notification import InstanceInfo, body_of_test_event
 from relaybox.runtime import Runtime
@@ -23,12 +22,12 @@ from relaybox.store.outbox import Delivery, one_delivery
 REDELIVERABLE = frozenset({"failed", "delivered"})
 
 
-def _requeue_values() -> dict[str, object]:
+def _requeue_values(now: datetime) -> dict[str, object]:
     """A notification sent again keeps its id and body; its retry schedule starts over."""
     return {
         "status": "pending",
         "attempt_count": 0,
-        "next_attempt_at": utcnow(),
+        "next_attempt_at": now,
         "lease_owner": None,
         "lease_until": None,
     }
@@ -47,7 +46,7 @@ async def redeliver_one(runtime: Runtime, org_id: int, instance_id: int, deliver
             .where(
                 note.id == delivery_id, note.instance_id == instance_id, note.status != "pending"
             )
-            .values(**_requeue_values())
+            .values(**_requeue_values(runtime.clock.now()))
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             exists = await session.scalar(
@@ -68,7 +67,7 @@ async def redeliver_many(
         query = update(note).where(note.instance_id == instance_id, note.status == status)
         if since is not None:
             query = query.where(note.created_at >= since)
-        result = await session.execute(query.values(**_requeue_values()))
+        result = await session.execute(query.values(**_requeue_values(runtime.clock.now())))
     runtime.wakeups.delivery.set()
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -91,7 +90,7 @@ async def set_subscription(runtime: Runtime, org_id: int, instance_id: int, acti
             await session.execute(
                 update(note)
                 .where(note.instance_id == instance_id, note.status == "pending")
-                .values(next_attempt_at=utcnow())
+                .values(next_attempt_at=runtime.clock.now())
             )
         row.subscription_active = active
     runtime.wakeups.delivery.set()
@@ -111,7 +110,7 @@ async def send_test(runtime: Runtime, org_id: int, instance_id: int) -> TestEven
     It goes out, signed, retried and recorded, exactly like a notification of events."""
     note = tables.Notification
     notification_id = str(uuid.uuid4())
-    now = utcnow()
+    now = runtime.clock.now()
     async with transaction(runtime.sessions) as session:
         row = await InstanceService(runtime).get(session, org_id, instance_id)
         if not InstanceService(runtime).credentials(row).config.callback_url:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from relaybox.core.clock import utcnow
+from relaybox.core.clock import Clock, utcnow
 from relaybox.store import tables
 from relaybox.store.db import autocommit_engine, session_factory
 from relaybox.store.groups import GroupCommit
@@ -63,7 +63,10 @@ SecretOf = Callable[[str], "str | None"]
 
 
 def inbox_writer(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], secret_of: SecretOf
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    secret_of: SecretOf,
+    clock: Clock | None = None,
 ) -> GroupCommit[Received, Stored]:
     """Stores received notifications; `submit` answers whom they asked for a pass.
 
@@ -79,16 +82,21 @@ def inbox_writer(
         sessions, closing = session_factory(writer), writer.dispose
 
     async def store(session: AsyncSession, group: Sequence[Received]) -> list[Stored]:
-        return await store_received(session, group, secret_of)
+        now = clock.now() if clock is not None else utcnow()
+        return await store_received(session, group, secret_of, now=now)
 
     return GroupCommit(sessions, store, name="inbox", max_group=500, closing=closing)
 
 
 async def store_received(
-    session: AsyncSession, group: Sequence[Received], secret_of: SecretOf
+    session: AsyncSession,
+    group: Sequence[Received],
+    secret_of: SecretOf,
+    *,
+    now: datetime | None = None,
 ) -> list[Stored]:
     """The inbox rows and pass requests of a group of notifications, written together."""
-    now = utcnow()
+    now = now or utcnow()
     connection = await session.connection()
     # The newest notification naming an account (from the same signers) is the one its
     # pass reports as raw; asking once per account, signers and group is enough

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relaybox.core.clock import utcnow
 from relaybox.store.db import transaction
 
 
@@ -36,6 +35,7 @@ async def take(
     owner: str,
     seconds: float,
     *conditions: ColumnElement[bool],
+    now: datetime,
     returning: Sequence[Any] = (),
     **values: Any,
 ) -> list[tuple[Row[Any], str]]:
@@ -47,7 +47,6 @@ async def take(
     decision); `values` are written with the lease. Returns [(row, token)], where a row holds
     the key and the `returning` columns as the lease left them, in key order.
     """
-    now = utcnow()
     token = new_token(owner)
     if isinstance(candidates, Select):
         if session.get_bind().dialect.name == "postgresql":
@@ -79,12 +78,14 @@ async def renew(
     value: Any,
     token: str,
     seconds: float,
+    *,
+    now: datetime,
 ) -> bool:
     """Extend a lease still held; False when it was lost."""
     async with transaction(sessions) as session:
         result = await session.execute(
             update(model)
             .where(key == value, model.lease_owner == token)
-            .values(lease_until=utcnow() + timedelta(seconds=seconds))
+            .values(lease_until=now + timedelta(seconds=seconds))
         )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relaybox.core.clock import utcnow
 from relaybox.store import tables
 
 
 async def request_pass(
-    session: AsyncSession, instance_ids: Sequence[int], notification: Mapping[str, Any] | None
+    session: AsyncSession,
+    instance_ids: Sequence[int],
+    notification: Mapping[str, Any] | None,
+    *,
+    now: datetime,
 ) -> None:
     """Ask for one more pass over each instance (coalesces with a pass already running)."""
     if not instance_ids:
@@ -25,7 +29,7 @@ async def request_pass(
             sync_requested=tables.Instance.sync_requested + 1,
             sync_notification=dict(notification) if notification is not None else None,
             pass_queued_at=func.coalesce(
-                tables.Instance.pass_queued_at, literal(utcnow(), tables.UTCDateTime())
+                tables.Instance.pass_queued_at, literal(now, tables.UTCDateTime())
             ),
         )
     )

@@ -55,7 +55,7 @@ async def ask(runtime: Runtime, instance_ids: list[int]) -> None:
     """One pass request per instance, each its own transaction, in this order."""
     for instance_id in instance_ids:
         async with transaction(runtime.sessions) as session:
-            await request_pass(session, [instance_id], None)
+            await request_pass(session, [instance_id], None, now=runtime.clock.now())
 
 
 async def test_passes_are_claimed_oldest_request_first(

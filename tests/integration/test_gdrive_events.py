@@ -12,8 +12,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+from sqlalchemy import func, select
+
+from relaybox.store import db, tables
 from tests.support.gdrive import DriveStack, running_drive_stack
 from tests.support.servers import CallbackReceiver, serving
+from tests.support.stack import AUTH
 
 POLLING = {"event.vendor.type": "polling", "event.poller.refresh_interval": "0.005"}  # 0.3 s
 FAST = {"min_poll_interval": 0.2}
@@ -131,3 +136,163 @@ def has_events(count: int) -> Callable[[CallbackReceiver], bool]:
 
 async def _has_channel(stack: DriveStack, count: int) -> bool:
     return len(await active_channels(stack)) == count
+
+
+async def instance_answer(stack: DriveStack, instance_id: int) -> dict[str, Any]:
+    answer = await stack.http.get(f"{stack.api}/instances/{instance_id}", headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def paths(receiver: CallbackReceiver) -> list[str]:
+    return sorted(e["path"] for e in receiver.events())
+
+
+async def test_a_channel_about_to_end_is_renewed_and_no_change_is_missed(
+    tmp_path: Path, database_url: str
+) -> None:
+    lifetime = {"googledrive_channel_seconds": 600, "googledrive_channel_renew_seconds": 120}
+    async with running_drive_stack(tmp_path, database_url, **lifetime) as stack:
+        account = await stack.new_account("renew@example.com")
+        await stack.connect(account)
+        await until(lambda: _has_channel(stack, 1))
+        [first] = await active_channels(stack)
+        await stack.create(account, "a.txt")
+        await stack.receiver.wait_for(has_events(1))
+
+        # 100 s of the channel left, less than the 120 s renewal margin: a new channel is
+        # made and the old one stopped, while a change is made at the same moment.
+        await stack.advance(500)
+        await stack.create(account, "b.txt")
+
+        async def renewed() -> bool:
+            states = {c["id"]: c["state"] for c in await stack.channels()}
+            live = [i for i, state in states.items() if state == "live"]
+            return states[first["id"]] == "stopped" and len(live) == 1
+
+        await until(renewed)
+        await stack.create(account, "c.txt")
+        await stack.receiver.wait_for(has_events(3))
+        # Past the first channel's end: the new one carries the changes on its own.
+        await stack.advance(200)
+        await stack.create(account, "d.txt")
+        await stack.receiver.wait_for(has_events(4))
+        assert paths(stack.receiver) == ["/a.txt", "/b.txt", "/c.txt", "/d.txt"]
+        [second] = await active_channels(stack)
+        assert second["id"] != first["id"]
+        assert second["message_number"] >= 2  # its sync, then a change that it carried
+        assert int(second["expiration"]) > int(first["expiration"])
+
+
+async def test_a_forged_channel_token_gets_403_and_stores_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_drive_stack(tmp_path, database_url) as stack:
+        account = await stack.new_account("forged@example.com")
+        instance = await stack.connect(account)
+        await until(lambda: _has_channel(stack, 1))
+        [channel] = await active_channels(stack)
+        before = await stored_state(stack, instance["id"])
+        url = f"{stack.api}/events/googledrive"
+        headers = {
+            "X-Goog-Channel-ID": channel["id"],
+            "X-Goog-Resource-State": "change",
+            "X-Goog-Message-Number": "7",
+        }
+        for token in ("forged", "", "x" * 600):
+            answer = await stack.http.post(url, headers={**headers, "X-Goog-Channel-Token": token})
+            assert answer.status_code == 403, answer.text
+            assert "token" in answer.json()["message"].lower()
+        unknown = {**headers, "X-Goog-Channel-ID": "not-a-channel", "X-Goog-Channel-Token": "t"}
+        assert (await stack.http.post(url, headers=unknown)).status_code == 403
+        missing = await stack.http.post(url, headers={"X-Goog-Channel-Token": "t"})
+        assert missing.status_code == 400
+        assert await stored_state(stack, instance["id"]) == before
+        # The genuine channel still works.
+        await stack.create(account, "real.txt")
+        await stack.receiver.wait_for(has_events(1))
+        assert paths(stack.receiver) == ["/real.txt"]
+
+
+async def stored_state(stack: DriveStack, instance_id: int) -> tuple[int, int]:
+    """(inbox rows, pass requests of the instance) as stored."""
+    engine = db.create_engine(stack.settings.resolved_database_url)
+    try:
+        async with engine.connect() as connection:
+            inbox = (await connection.execute(select(func.count(tables.InboxItem.id)))).scalar()
+            requested = (
+                await connection.execute(
+                    select(tables.Instance.sync_requested).where(tables.Instance.id == instance_id)
+                )
+            ).scalar()
+    finally:
+        await engine.dispose()
+    return int(inbox or 0), int(requested or 0)
+
+
+async def test_an_expired_access_token_is_refreshed(tmp_path: Path, database_url: str) -> None:
+    async with running_drive_stack(tmp_path, database_url) as stack:
+        account = await stack.new_account("expired@example.com")
+        instance = await stack.connect(account)
+        await until(lambda: _has_channel(stack, 1))
+        refreshes = len(stack.sandbox_log.of("/token"))
+        await stack.control("POST", "/faults", json={"status": "expire_tokens"})
+        await stack.create(account, "after-expiry.txt")
+        await stack.receiver.wait_for(has_events(1))
+        assert paths(stack.receiver) == ["/after-expiry.txt"]
+        assert [s for _, s in stack.sandbox_log.of("/token")[refreshes:]] == [200]
+        assert (await instance_answer(stack, instance["id"]))["valid"] is True
+
+
+async def test_a_revoked_grant_marks_the_instance_invalid(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_drive_stack(tmp_path, database_url, **FAST) as stack:
+        account = await stack.new_account("revoked@example.com")
+        instance = await stack.connect(account, **POLLING)
+        await stack.control("POST", "/tokens/revoke", json={"permission_id": account})
+        await stack.create(account, "unseen.txt")
+
+        async def invalid() -> bool:
+            return (await instance_answer(stack, instance["id"]))["valid"] is False
+
+        await until(invalid)
+        shown = await instance_answer(stack, instance["id"])
+        assert "invalid_grant" in shown["statusMessage"]
+        assert stack.receiver.events() == []
+
+
+async def test_polling_or_deletion_stops_the_channel_and_longpoll_is_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running_drive_stack(tmp_path, database_url, **FAST) as stack:
+        account = await stack.new_account("switch@example.com")
+        instance = await stack.connect(account)
+        await until(lambda: _has_channel(stack, 1))
+        [first] = await active_channels(stack)
+        url = f"{stack.api}/instances/{instance['id']}"
+
+        async def configure(vendor_type: str) -> httpx.Response:
+            body = {"configuration": {**POLLING, "event.vendor.type": vendor_type}}
+            return await stack.http.patch(url, json=body, headers=AUTH)
+
+        refused = await configure("longpoll")
+        assert refused.status_code == 400
+        assert "longpoll" in refused.json()["message"]
+        assert (await configure("polling")).status_code == 200
+        await until(lambda: _has_channel(stack, 0))
+        states = {c["id"]: c["state"] for c in await stack.channels()}
+        assert states[first["id"]] == "stopped"
+        # Polling still delivers.
+        await stack.create(account, "polled.txt")
+        await stack.receiver.wait_for(has_events(1))
+
+        assert (await configure("webhooks")).status_code == 200
+        await until(lambda: _has_channel(stack, 1))
+        await stack.create(account, "pushed.txt")
+        await stack.receiver.wait_for(has_events(2))
+        assert paths(stack.receiver) == ["/polled.txt", "/pushed.txt"]
+
+        assert (await stack.http.delete(url, headers=AUTH)).status_code == 200
+        assert await active_channels(stack) == []
+        assert {c["state"] for c in await stack.channels()} == {"stopped"}

@@ -109,7 +109,7 @@ async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks
 async def ask(world: World, instance_id: int, times: int = 1) -> None:
     for _ in range(times):
         async with transaction(world.runtime.sessions) as session:
-            await request_pass(session, [instance_id], None)
+            await request_pass(session, [instance_id], None, now=world.runtime.clock.now())
 
 
 async def run_passes(world: World) -> int:

@@ -17,7 +17,7 @@ from googleapiclient.discovery import build
 from relaybox.app import create_app
 from relaybox.config import Settings
 from relaybox.gdrive_sandbox.app import create_app as create_gdrive
-from tests.support.servers import CallbackReceiver, free_port, serving
+from tests.support.servers import CallbackReceiver, RequestLog, free_port, serving
 from tests.support.stack import AUTH, OAUTH_CALLBACK, relaybox_settings
 
 REDIRECT = "https://app.example.com/oauth/callback"
@@ -109,6 +109,7 @@ class DriveStack:
     settings: Settings
     sandbox_app: Any
     clock: SkewedClock
+    sandbox_log: RequestLog
 
     @property
     def api(self) -> str:
@@ -217,10 +218,11 @@ async def running_drive_stack(
     a free port; the sandbox knows relaybox's OAuth client."""
     receiver = CallbackReceiver()
     sandbox_app = create_gdrive(push_delay=push_delay)
+    sandbox_log = RequestLog(sandbox_app)
     relaybox_port = free_port()
     relaybox_url = f"http://127.0.0.1:{relaybox_port}"
     clock = SkewedClock()
-    async with serving(sandbox_app) as sandbox_url, serving(receiver.app()) as receiver_url:
+    async with serving(sandbox_log) as sandbox_url, serving(receiver.app()) as receiver_url:
         settings = drive_settings(tmp_path, database_url, sandbox_url, relaybox_url, **extra)
         async with (
             serving(create_app(settings, clock=clock), port=relaybox_port),
@@ -235,6 +237,7 @@ async def running_drive_stack(
                 settings,
                 sandbox_app,
                 clock,
+                sandbox_log,
             )
             await stack.control(
                 "POST",
