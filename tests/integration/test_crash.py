@@ -10,55 +10,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import Relaybox, relaybox_process
+from tests.support.processes import relaybox_process, run_phase
 from tests.support.servers import CallbackReceiver
-from tests.support.stack import AUTH, Stack
+from tests.support.stack import AUTH
 
 FILES = 160
 RENAMES = 80
 DELETES = 80  # 320 changes in all
-
-
-async def chaos(
-    server: Relaybox, receiver: CallbackReceiver, stop: asyncio.Event, rng: random.Random
-) -> None:
-    """Kill at random moments, at least twice; every other kill waits for a delivery in flight."""
-    kills = 0
-    while not stop.is_set() or kills < 2:
-        kills += 1
-        await asyncio.sleep(rng.uniform(0.4, 1.2))
-        if server.kills % 2:
-            for _ in range(40):
-                if receiver.in_flight:
-                    break
-                await asyncio.sleep(0.025)
-        await server.kill()
-        await asyncio.sleep(rng.uniform(0.05, 0.4))
-        await server.start()
-
-
-async def run_phase(
-    stack: Stack,
-    server: Relaybox,
-    rng: random.Random,
-    expected: set[tuple[str, str, str | None]],
-    steps: list[Any],
-) -> None:
-    stop = asyncio.Event()
-    killer = asyncio.create_task(chaos(server, stack.receiver, stop, rng))
-    try:
-        for step in steps:
-            await step()
-            await asyncio.sleep(rng.uniform(0, 0.02))
-    finally:
-        stop.set()
-        await killer
-
-    def complete(receiver: CallbackReceiver) -> bool:
-        got = {(e["eventType"], e["path"], e.get("newPath")) for e in receiver.events()}
-        return expected <= got
-
-    await stack.receiver.wait_for(complete, timeout=90)
 
 
 async def test_sigterm_finishes_the_delivery_in_flight(tmp_path: Path, database_url: str) -> None:

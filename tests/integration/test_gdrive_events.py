@@ -7,7 +7,6 @@ channels the sandbox holds.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy import func, select
 
 from relaybox.store import db, tables
 from tests.support.gdrive import DriveStack, running_drive_stack
-from tests.support.servers import CallbackReceiver, serving
+from tests.support.servers import CallbackReceiver, eventually, serving
 from tests.support.stack import AUTH
 
 POLLING = {"event.vendor.type": "polling", "event.poller.refresh_interval": "0.005"}  # 0.3 s
@@ -25,13 +24,7 @@ FAST = {"min_poll_interval": 0.2}
 
 
 async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Wait for `condition`, checking it every 50 ms (the sandbox has no event to wait on)."""
-
-    async def loop() -> None:
-        while not await condition():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(loop(), timeout)
+    await eventually(condition, timeout=timeout, interval=0.05)
 
 
 async def active_channels(stack: DriveStack) -> list[dict[str, Any]]:

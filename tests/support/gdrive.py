@@ -17,6 +17,7 @@ from googleapiclient.discovery import build
 from relaybox.app import create_app
 from relaybox.config import Settings
 from relaybox.gdrive_sandbox.app import create_app as create_gdrive
+from tests.support.processes import Relaybox, relaybox_env
 from tests.support.servers import CallbackReceiver, RequestLog, free_port, serving
 from tests.support.stack import AUTH, OAUTH_CALLBACK, relaybox_settings
 
@@ -249,3 +250,49 @@ async def running_drive_stack(
                 },
             )
             yield stack
+
+
+@contextlib.asynccontextmanager
+async def drive_relaybox_process(
+    tmp_path: Path, database_url: str, receiver: CallbackReceiver, *, push_delay: float = 0.1
+) -> AsyncIterator[tuple[Relaybox, DriveStack]]:
+    """The Drive sandbox and a callback receiver in the test, relaybox as a child process
+    (`server.kill()` / `server.start()`)."""
+    sandbox_app = create_gdrive(push_delay=push_delay)
+    sandbox_log = RequestLog(sandbox_app)
+    port = free_port()
+    async with (
+        serving(sandbox_log) as sandbox_url,
+        serving(receiver.app()) as receiver_url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        env = {
+            **relaybox_env(tmp_path, database_url, port),
+            **{f"RELAYBOX_GOOGLEDRIVE_{h}_URL": sandbox_url for h in ("API", "OAUTH", "ACCOUNTS")},
+        }
+        server = Relaybox(env, port, tmp_path / "relaybox.log")
+        stack = DriveStack(
+            f"http://127.0.0.1:{port}",
+            sandbox_url,
+            receiver,
+            f"{receiver_url}/events",
+            http,
+            Settings(),
+            sandbox_app,
+            SkewedClock(),  # the child process reads the system clock
+            sandbox_log,
+        )
+        await stack.control(
+            "POST",
+            "/apps",
+            json={
+                "client_id": DRIVE_CLIENT_ID,
+                "client_secret": DRIVE_CLIENT_SECRET,
+                "redirect_uris": [OAUTH_CALLBACK],
+            },
+        )
+        await server.start()
+        try:
+            yield server, stack
+        finally:
+            server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -80,6 +81,24 @@ async def run_command(env: dict[str, str], *args: str, timeout: float = 60) -> t
     return process.returncode or 0, out.decode(), err.decode()
 
 
+def relaybox_env(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
+    """The environment of a relaybox child process on `port`: quick leases, polls and
+    retries, a fresh secret key, the test organization."""
+    return {
+        **os.environ,
+        "RELAYBOX_DATABASE_URL": database_url,
+        "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
+        "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
+        "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
+        "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
+        "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
+        "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
+        "RELAYBOX_LEASE_SECONDS": "2",
+        "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
+    }
+
+
 async def start_relaybox(
     tmp_path: Path,
     database_url: str,
@@ -93,17 +112,7 @@ async def start_relaybox(
 ) -> tuple[Relaybox, Stack]:
     """relaybox as a child process against the in-test sandbox, with its Dropbox app set up."""
     env = {
-        **os.environ,
-        "RELAYBOX_DATABASE_URL": database_url,
-        "RELAYBOX_DATA_DIR": str(tmp_path / "data"),
-        "RELAYBOX_SECRET_KEY": Fernet.generate_key().decode(),
-        "RELAYBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "RELAYBOX_BOOTSTRAP_USER_SECRET": USER_SECRET,
-        "RELAYBOX_BOOTSTRAP_ORG_SECRET": ORG_SECRET,
-        "RELAYBOX_ALLOW_PRIVATE_CALLBACKS": "true",
-        "RELAYBOX_RETRY_SCHEDULE": "0.3,0.5,1,1,1,1,1,1,1",
-        "RELAYBOX_LEASE_SECONDS": "2",
-        "RELAYBOX_WORKER_POLL_SECONDS": "0.2",
+        **relaybox_env(tmp_path, database_url, port),
         **{f"RELAYBOX_DROPBOX_{h}_URL": sandbox_url for h in ("API", "CONTENT", "NOTIFY", "WWW")},
     }
     server = Relaybox(env, port, tmp_path / "relaybox.log", serve_args)
@@ -160,3 +169,48 @@ async def relaybox_process(
             yield server, stack
         finally:
             server.stop()
+
+
+# --- SIGKILL chaos (tests/integration/test_crash.py, test_gdrive_crash.py) ---------------
+
+
+async def chaos(
+    server: Relaybox, receiver: CallbackReceiver, stop: asyncio.Event, rng: random.Random
+) -> None:
+    """Kill at random moments, at least twice; every other kill waits for a delivery in flight."""
+    kills = 0
+    while not stop.is_set() or kills < 2:
+        kills += 1
+        await asyncio.sleep(rng.uniform(0.4, 1.2))
+        if server.kills % 2:
+            for _ in range(40):
+                if receiver.in_flight:
+                    break
+                await asyncio.sleep(0.025)
+        await server.kill()
+        await asyncio.sleep(rng.uniform(0.05, 0.4))
+        await server.start()
+
+
+async def run_phase(
+    stack: Stack | Any,
+    server: Relaybox,
+    rng: random.Random,
+    expected: set[tuple[str, str, str | None]],
+    steps: list[Any],
+) -> None:
+    stop = asyncio.Event()
+    killer = asyncio.create_task(chaos(server, stack.receiver, stop, rng))
+    try:
+        for step in steps:
+            await step()
+            await asyncio.sleep(rng.uniform(0, 0.02))
+    finally:
+        stop.set()
+        await killer
+
+    def complete(receiver: CallbackReceiver) -> bool:
+        got = {(e["eventType"], e["path"], e.get("newPath")) for e in receiver.events()}
+        return expected <= got
+
+    await stack.receiver.wait_for(complete, timeout=90)
