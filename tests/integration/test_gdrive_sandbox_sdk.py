@@ -35,6 +35,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from relaybox.connectors.googledrive.client import (
+    FILE_FIELDS,
+    WATCH_PARAMS,
+    changes_list_params,
+    files_list_params,
+    watch_body,
+)
 from relaybox.gdrive_sandbox.app import create_app
 from relaybox.gdrive_sandbox.model import FOLDER
 from relaybox.gdrive_sandbox.state import DriveSandbox
@@ -584,3 +591,44 @@ def test_a_channel_pushes_nothing_after_it_expires(user: Connected) -> None:
     far = int((clock.now + 30 * 86400) * 1000)
     capped = watch(user, "chan-far", expiration=far)
     assert int(capped["expiration"]) == int((clock.now + 7 * 86400) * 1000)  # a week at most
+
+
+# ------------------------------------------- relaybox's own calls, with the official client
+
+
+def test_relaybox_calls_run_with_the_official_client(user: Connected) -> None:
+    """Each Drive call relaybox makes, with the very parameters its client sends
+    (relaybox/connectors/googledrive/client.py), made by the official client."""
+    about = user.drive.about().get(fields="user(permissionId,emailAddress,displayName)")
+    assert shaped(about.execute(), "About")["user"]["permissionId"] == user.permission_id
+    start = user.drive.changes().getStartPageToken().execute()["startPageToken"]
+    folder = user.make("Reports", folder=True)
+    user.make("q1.txt", parent=folder)
+    user.make("notes.txt")
+
+    listed = user.drive.files().list(**files_list_params(None, 2)).execute()
+    shaped(listed, "FileList")
+    assert listed["files"][0]["id"] == folder  # folders first
+    assert listed["files"][0]["mimeType"] == FOLDER
+    rest = user.drive.files().list(**files_list_params(listed["nextPageToken"], 2)).execute()
+    names = [f["name"] for f in listed["files"] + rest["files"]]
+    assert sorted(names) == ["Reports", "notes.txt", "q1.txt"]
+    assert all(set(f) <= set(FILE_FIELDS.split(",")) for f in listed["files"])
+
+    changed = user.drive.changes().list(**changes_list_params(start, 1000)).execute()
+    shaped(changed, "ChangeList")
+    assert len(changed["changes"]) == 3 and "newStartPageToken" in changed
+    assert {
+        c["file"]["parents"][0] for c in changed["changes"] if c["file"]["name"] == "q1.txt"
+    } == {folder}
+
+    expiration = datetime.fromtimestamp(user.served.clock.now + 3600, UTC)
+    body = watch_body("relaybox-chan", "secret-token", user.served.receiver.url, expiration)
+    params = {"pageToken": changed["newStartPageToken"], **WATCH_PARAMS}
+    channel = shaped(user.drive.changes().watch(body=body, **params).execute(), "Channel")
+    assert channel["id"] == "relaybox-chan" and channel["resourceId"]
+    assert int(channel["expiration"]) <= int(expiration.timestamp() * 1000)
+    [sync] = user.served.receiver.wait_for("relaybox-chan", 1)
+    assert sync.headers["x-goog-channel-token"] == "secret-token"
+    stop = {"id": channel["id"], "resourceId": channel["resourceId"]}
+    assert user.drive.channels().stop(body=stop).execute() == ""

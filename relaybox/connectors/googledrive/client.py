@@ -86,6 +86,46 @@ def authorize_url(
     return f"{urls.accounts}/o/oauth2/v2/auth?{urlencode(params)}"
 
 
+# The parameters of each Drive call relaybox makes, as the official client would send
+# them too (tests/integration/test_gdrive_sandbox_sdk.py makes the same calls with it).
+WATCH_PARAMS = {"includeRemoved": "true", "spaces": "drive"}
+
+
+def files_list_params(page_token: str | None, page_size: int) -> dict[str, str]:
+    params = {
+        "q": "trashed = false",
+        "spaces": "drive",
+        "orderBy": "folder,createdTime",
+        "pageSize": str(page_size),
+        "fields": f"nextPageToken,files({FILE_FIELDS})",
+    }
+    if page_token:
+        params["pageToken"] = page_token
+    return params
+
+
+def changes_list_params(page_token: str, page_size: int) -> dict[str, str]:
+    return {
+        "pageToken": page_token,
+        "spaces": "drive",
+        "pageSize": str(page_size),
+        "fields": (
+            f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({FILE_FIELDS}))"
+        ),
+        **WATCH_PARAMS,
+    }
+
+
+def watch_body(channel_id: str, token: str, address: str, expiration: datetime) -> dict[str, str]:
+    return {
+        "id": channel_id,
+        "type": "web_hook",
+        "address": address,
+        "token": token,
+        "expiration": str(int(expiration.timestamp() * 1000)),
+    }
+
+
 class DriveClient:
     """Calls Drive with a given access token; knows nothing of instances or storage.
 
@@ -182,27 +222,11 @@ class DriveClient:
 
     async def list_files(self, access_token: str, page_token: str | None) -> dict[str, Any]:
         """One page of the account's files not in the trash, folders first."""
-        params = {
-            "q": "trashed = false",
-            "spaces": "drive",
-            "orderBy": "folder,createdTime",
-            "pageSize": str(self.page_size),
-            "fields": f"nextPageToken,files({FILE_FIELDS})",
-        }
-        if page_token:
-            params["pageToken"] = page_token
+        params = files_list_params(page_token, self.page_size)
         return await self.get("drive.files.list", "/files", access_token, params)
 
     async def list_changes(self, access_token: str, page_token: str) -> dict[str, Any]:
-        params = {
-            "pageToken": page_token,
-            "includeRemoved": "true",
-            "spaces": "drive",
-            "pageSize": str(self.page_size),
-            "fields": (
-                f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({FILE_FIELDS}))"
-            ),
-        }
+        params = changes_list_params(page_token, self.page_size)
         return await self.get("drive.changes.list", "/changes", access_token, params)
 
     async def watch(
@@ -216,14 +240,8 @@ class DriveClient:
         expiration: datetime,
     ) -> dict[str, Any]:
         """`changes.watch`: a channel that POSTs to `address` when the account changes."""
-        body = {
-            "id": channel_id,
-            "type": "web_hook",
-            "address": address,
-            "token": channel_token,
-            "expiration": str(int(expiration.timestamp() * 1000)),
-        }
-        params = {"pageToken": page_token, "includeRemoved": "true", "spaces": "drive"}
+        body = watch_body(channel_id, channel_token, address, expiration)
+        params = {"pageToken": page_token, **WATCH_PARAMS}
         return await self._drive(
             "drive.changes.watch", "POST", "/changes/watch", access_token, params, body
         )
