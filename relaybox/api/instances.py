@@ -44,16 +44,18 @@ ElementPath = Annotated[
 ]
 
 CREATE_REFUSALS = (
-    "Also when the request is well formed but cannot be carried out: Dropbox refuses the "
-    "code or the access token (the answer has `providerMessage`), the callback URL's host "
-    "does not resolve or resolves to a non-public address (unless private callbacks are "
-    "allowed), or an `element.key` differs from the path's."
+    "Also when the request is well formed but cannot be carried out: the provider (Dropbox, "
+    "Google Drive) refuses the code or the access token (the answer has `providerMessage`), "
+    "the callback URL's host does not resolve or resolves to a non-public address (unless "
+    "private callbacks are allowed), an `element.key` differs from the path's, or "
+    "`event.vendor.type` is `longpoll` for a provider that has none (Google Drive)."
 )
 UPDATE_REFUSALS = (
     "Also when the request is well formed but cannot be carried out: the configuration, "
     "applied to the stored one, lacks what its authentication type requires or names no "
-    "callback URL while events are enabled; Dropbox refuses the code (the answer has "
-    "`providerMessage`) or it belongs to another account; `providerData.code` is missing "
+    "callback URL while events are enabled; the provider refuses the code (the answer has "
+    "`providerMessage`) or it belongs to another account; `longpoll` is asked of a provider "
+    "that has none; `providerData.code` is missing "
     "where re-authenticating an `oauth2` instance needs it; the callback URL's host does "
     "not resolve or resolves to a non-public address."
 )

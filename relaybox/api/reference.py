@@ -200,28 +200,72 @@ def _document_receiver(paths: dict[str, Any]) -> None:
     responses["429"]["description"] = (
         "Too many webhooks with a bad signature from this address; wait `Retry-After` seconds."
     )
-    paths[path]["post"] = {
-        "tags": challenge.get("tags", []),
-        "summary": "Receive a provider webhook",
-        "description": 'A provider\'s change notification (Dropbox: `{"list_folder": '
-        '{"accounts": [...]}}`), verified against the app secrets of the element\'s '
-        "instances (`X-Dropbox-Signature`) before anything is stored.",
-        "operationId": "receive_webhook",
-        "parameters": [
-            challenge["parameters"][0],
-            {
-                "name": "X-Dropbox-Signature",
-                "in": "header",
+    # One POST per element: each provider proves its notifications its own way.
+    paths[f"{receiver.router.prefix}/dropbox"] = {
+        "post": {
+            "tags": challenge.get("tags", []),
+            "summary": "Receive a Dropbox webhook",
+            "description": 'Dropbox\'s change notification (`{"list_folder": {"accounts": '
+            "[...]}}`), verified against the app secrets of the element's instances "
+            "(`X-Dropbox-Signature`) before anything is stored.",
+            "operationId": "receive_dropbox_webhook",
+            "parameters": [
+                {
+                    "name": "X-Dropbox-Signature",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "HMAC-SHA256 of the body with the app secret, in hex.",
+                },
+            ],
+            "requestBody": {
                 "required": True,
-                "schema": {"type": "string"},
-                "description": "HMAC-SHA256 of the body with the app secret, in hex.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
             },
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "responses": responses,
+        }
+    }
+    channel_responses = {
+        **responses,
+        "200": {
+            "description": "A `change` verified and stored (the changes are fetched "
+            "afterwards), or a `sync` acknowledged."
         },
-        "responses": responses,
+        "403": {
+            **responses["403"],
+            "description": "No such channel, or `X-Goog-Channel-Token` is not its token.",
+        },
+        "429": {
+            **responses["429"],
+            "description": "Too many notifications with a bad channel token from this "
+            "address; wait `Retry-After` seconds.",
+        },
+    }
+    channel_headers = [
+        ("X-Goog-Channel-ID", True, 64, "The channel relaybox made (`changes.watch`)."),
+        ("X-Goog-Channel-Token", True, 512, "The channel's secret token, made by relaybox."),
+        ("X-Goog-Resource-State", True, 32, "`sync` (the channel is made) or `change`."),
+        ("X-Goog-Message-Number", False, 32, "Increases with each message of the channel."),
+    ]
+    paths[f"{receiver.router.prefix}/googledrive"] = {
+        "post": {
+            "tags": challenge.get("tags", []),
+            "summary": "Receive a Google Drive push notification",
+            "description": "A `changes.watch` channel's notification (headers, an empty "
+            "body), verified against the channel's own token before anything is stored.",
+            "operationId": "receive_googledrive_notification",
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": required,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": longest},
+                    "description": description,
+                }
+                for name, required, longest, description in channel_headers
+            ],
+            "responses": channel_responses,
+        }
     }
 
 

@@ -69,8 +69,10 @@ CLIENT_KEY = "filter.response.nulls"
 SEMANTIC_REFUSALS = re.compile(
     "|".join(
         (
-            r"Dropbox refused",
-            r"the code belongs to another Dropbox account",
+            r"(Dropbox|Google Drive) refused",
+            r"the code belongs to another (Dropbox|Google Drive) account",
+            r"has no longpoll; use webhooks or polling",
+            r"element\.key must be '\w+' here",
             r"is required for (oauth2|apiKey) instances",
             r"oauth\.api\.secret is required to verify webhooks",
             r"event\.notification\.callback\.url is required when events are enabled",
