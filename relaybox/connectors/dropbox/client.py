@@ -15,10 +15,7 @@ Dropbox's answers are mapped onto `relaybox.core.errors` (SPEC section 3):
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +25,12 @@ from urllib.parse import urlencode
 import httpx
 
 from relaybox.connectors.base import Tokens
-from relaybox.core.backoff import backoff
+from relaybox.connectors.http import (
+    ProviderHTTP,
+    bounded_wait,
+    json_or_none,
+    retry_after,
+)
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -40,9 +42,6 @@ from relaybox.core.errors import (
 from relaybox.httpclients import ClientPool
 
 log = logging.getLogger(__name__)
-
-# The longest relaybox waits because Dropbox asked it to (Retry-After) or between retries.
-MAX_WAIT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,15 @@ def authorize_url(
     return f"{urls.www.rstrip('/')}/oauth2/authorize?{urlencode(params)}"
 
 
-class DropboxClient:
+class DropboxClient(ProviderHTTP):
     """Calls Dropbox with a given access token; knows nothing of instances or storage.
 
     A 5xx answer or a lost connection is retried within the call with jittered exponential
     back-off (`retry_base` seconds, doubled per try, `retries` times) before it is raised as
-    `ProviderUnavailable`; every other error is raised at once.
+    `ProviderUnavailable` (connectors/http.py); every other error is raised at once.
     """
+
+    provider = "Dropbox"
 
     def __init__(
         self,
@@ -82,12 +83,9 @@ class DropboxClient:
         page_limit: int = 2000,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(http, retry_base=retry_base, retries=retries, rng=rng)
         self.urls = urls
-        self.http = http
-        self.retry_base = retry_base
-        self.retries = retries
         self.page_limit = page_limit
-        self._rng = rng or random.SystemRandom()
 
     # --- OAuth ---------------------------------------------------------------------
 
@@ -110,14 +108,9 @@ class DropboxClient:
 
     async def _token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
         form = {**form, "client_id": app_key, "client_secret": app_secret}
-        response = await self._send("POST", f"{self.urls.api}/oauth2/token", data=form)
-        for attempt in range(self.retries):
-            if response.status_code < 500:
-                break
-            await self._pause(attempt)
-            response = await self._send("POST", f"{self.urls.api}/oauth2/token", data=form)
+        response = await self.retrying("POST", f"{self.urls.api}/oauth2/token", data=form)
         if response.status_code == 400:
-            body = _json_or_none(response)
+            body = json_or_none(response)
             error = str(body.get("error", "")) if body else ""
             description = str(body.get("error_description", "")) if body else response.text
             message = f"Dropbox refused the token request: {error or response.text[:200]}"
@@ -178,34 +171,16 @@ class DropboxClient:
 
     async def _call(self, route: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """POST, retrying server errors and lost connections with back-off."""
-        for attempt in range(self.retries + 1):
-            try:
-                return self._check(await self._send("POST", url, **kwargs), route)
-            except ProviderUnavailable:
-                if attempt == self.retries:
-                    raise
-            await self._pause(attempt)
-        raise AssertionError("unreachable")
-
-    async def _pause(self, attempt: int) -> None:
-        await asyncio.sleep(backoff(attempt + 1, base=self.retry_base, cap=MAX_WAIT, rng=self._rng))
+        return self._check(await self.retrying("POST", url, **kwargs), route)
 
     # --- plumbing ------------------------------------------------------------------
-
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self.http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(f"Dropbox did not answer in time: {url}") from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"cannot reach Dropbox at {url}: {exc}") from exc
 
     def _check(self, response: httpx.Response, route: str) -> dict[str, Any]:
         status = response.status_code
         if status == 200:
-            data = _json_or_none(response)
+            data = json_or_none(response)
             return data if data is not None else {}
-        body = _json_or_none(response)
+        body = json_or_none(response)
         summary = str(body.get("error_summary", "")) if body else ""
         said = summary or response.text[:300] or None  # the provider's words, as it put them
         if status == 401:
@@ -239,14 +214,6 @@ class DropboxClient:
         )
 
 
-def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _error_tag(body: dict[str, Any] | None) -> str:
     error = body.get("error") if body else None
     if isinstance(error, dict):
@@ -258,12 +225,5 @@ def _retry_after(response: httpx.Response, body: dict[str, Any] | None) -> float
     """Dropbox puts `retry_after` in a JSON body, or a Retry-After header on plain text."""
     error = body.get("error") if body else None
     if isinstance(error, dict) and isinstance(error.get("retry_after"), int | float):
-        seconds = float(error["retry_after"])
-    else:
-        try:
-            seconds = float(response.headers.get("Retry-After", "1"))
-        except ValueError:
-            seconds = 1.0
-    if math.isnan(seconds):
-        return 1.0
-    return min(MAX_WAIT, max(0.0, seconds))  # a proxy's "inf" must not park an instance
+        return bounded_wait(float(error["retry_after"]))
+    return retry_after(response)

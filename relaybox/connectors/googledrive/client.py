@@ -17,10 +17,7 @@ Base URLs come from configuration, so the same client talks to Google or to the 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +27,7 @@ from urllib.parse import urlencode
 import httpx
 
 from relaybox.connectors.base import Tokens
-from relaybox.core.backoff import backoff
+from relaybox.connectors.http import ProviderHTTP, json_or_none, retry_after
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -43,7 +40,6 @@ from relaybox.httpclients import ClientPool
 
 log = logging.getLogger(__name__)
 
-MAX_WAIT = 3600.0
 SCOPE = "https://www.googleapis.com/auth/drive.readonly"
 FOLDER = "application/vnd.google-apps.folder"
 # What relaybox reads of a file: enough for its path, kind and content version.
@@ -126,13 +122,12 @@ def watch_body(channel_id: str, token: str, address: str, expiration: datetime) 
     }
 
 
-class DriveClient:
+class DriveClient(ProviderHTTP):
     """Calls Drive with a given access token; knows nothing of instances or storage.
+    5xx answers and lost connections are retried within the call (connectors/http.py);
+    every other error is raised at once."""
 
-    A 5xx answer or a lost connection is retried within the call with jittered exponential
-    back-off (`retry_base` seconds, doubled per try, `retries` times) before it is raised
-    as `ProviderUnavailable`; every other error is raised at once.
-    """
+    provider = "Google"
 
     def __init__(
         self,
@@ -144,12 +139,9 @@ class DriveClient:
         page_size: int = 1000,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(http, retry_base=retry_base, retries=retries, rng=rng)
         self.urls = urls
-        self.http = http
-        self.retry_base = retry_base
-        self.retries = retries
         self.page_size = page_size
-        self._rng = rng or random.SystemRandom()
 
     # --- OAuth ---------------------------------------------------------------------
 
@@ -170,7 +162,7 @@ class DriveClient:
     async def revoke(self, token: str) -> None:
         """Revoke the grant (any of its tokens revokes all of them)."""
         url = f"{self.urls.oauth}/revoke"
-        response = await self._retrying("oauth2.revoke", "POST", url, data={"token": token})
+        response = await self.retrying("POST", url, data={"token": token})
         if response.status_code >= 400:
             said = _oauth_said(response)
             raise ProviderRejected(
@@ -182,7 +174,7 @@ class DriveClient:
     async def _token(self, form: dict[str, str], client_id: str, client_secret: str) -> Tokens:
         form = {**form, "client_id": client_id, "client_secret": client_secret}
         url = f"{self.urls.oauth}/token"
-        response = await self._retrying("oauth2.token", "POST", url, data=form)
+        response = await self.retrying("POST", url, data=form)
         if response.status_code in (400, 401):
             said = _oauth_said(response)
             raise ProviderAuthError(
@@ -269,38 +261,14 @@ class DriveClient:
         options: dict[str, Any] = {"params": params, "headers": headers}
         if body is not None:
             options["json"] = body
-        return self._check(await self._retrying(method, verb, url, **options), method)
+        return self._check(await self.retrying(verb, url, **options), method)
 
     # --- plumbing ------------------------------------------------------------------
-
-    async def _retrying(self, method: str, verb: str, url: str, **options: Any) -> httpx.Response:
-        """Send; a 5xx answer or a lost connection is tried again with back-off."""
-        for attempt in range(self.retries + 1):
-            try:
-                response = await self._send(verb, url, **options)
-            except ProviderUnavailable:
-                if attempt == self.retries:
-                    raise
-            else:
-                if response.status_code < 500 or attempt == self.retries:
-                    return response
-            await asyncio.sleep(
-                backoff(attempt + 1, base=self.retry_base, cap=MAX_WAIT, rng=self._rng)
-            )
-        raise AssertionError("unreachable")
-
-    async def _send(self, verb: str, url: str, **options: Any) -> httpx.Response:
-        try:
-            return await self.http.request(verb, url, **options)
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(f"Google did not answer in time: {url}") from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"cannot reach Google at {url}: {exc}") from exc
 
     def _check(self, response: httpx.Response, method: str) -> dict[str, Any]:
         status = response.status_code
         if status in (200, 204):
-            data = _json_or_none(response)
+            data = json_or_none(response)
             return data if data is not None else {}
         error = _google_error(response)
         said = error.message or response.text[:300] or None
@@ -311,7 +279,7 @@ class DriveClient:
         if status == 429 or (status == 403 and error.reason in RATE_REASONS):
             raise RateLimited(
                 f"{method}: rate limited",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
                 status=status,
                 provider_message=said,
             )
@@ -344,7 +312,7 @@ class GoogleError:
 
 
 def _google_error(response: httpx.Response) -> GoogleError:
-    body = _json_or_none(response)
+    body = json_or_none(response)
     error = body.get("error") if body else None
     if not isinstance(error, dict):
         return GoogleError()
@@ -359,27 +327,9 @@ def _google_error(response: httpx.Response) -> GoogleError:
 
 def _oauth_said(response: httpx.Response) -> str:
     """`error: error_description` of an OAuth error body, or the start of its text."""
-    body = _json_or_none(response)
+    body = json_or_none(response)
     if body is None:
         return response.text[:200] or f"HTTP {response.status_code}"
     error = str(body.get("error", ""))[:100]
     description = str(body.get("error_description", ""))[:200]
     return f"{error}: {description}" if description else error or f"HTTP {response.status_code}"
-
-
-def _json_or_none(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        seconds = float(response.headers.get("Retry-After", "1"))
-    except ValueError:
-        seconds = 1.0
-    if math.isnan(seconds):
-        return 1.0
-    return min(MAX_WAIT, max(0.0, seconds))
