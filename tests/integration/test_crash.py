@@ -10,8 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import relaybox_process, run_phase
-from tests.support.servers import CallbackReceiver
+from tests.support.processes import all_delivered, relaybox_process, run_phase
+from tests.support.servers import CallbackReceiver, eventually
 from tests.support.stack import AUTH
 
 FILES = 160
@@ -102,19 +102,7 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, database_
         )
         assert all(len(ids) == 1 for ids in object_ids.values())
 
-        async def all_delivered() -> bool:
-            instances = (await stack.http.get(f"{stack.api}/instances", headers=AUTH)).json()
-            listed = (
-                await stack.http.get(
-                    f"{stack.api}/instances/{instances[0]['id']}/deliveries",
-                    params={"pageSize": 500},
-                    headers=AUTH,
-                )
-            ).json()
-            return bool(listed) and all(d["status"] == "delivered" for d in listed)
-
-        for _ in range(100):
-            if await all_delivered():
-                break
-            await asyncio.sleep(0.1)
-        assert await all_delivered(), "no notification is left undelivered"
+        instances = (await stack.http.get(f"{stack.api}/instances", headers=AUTH)).json()
+        assert await eventually(lambda: all_delivered(stack, instances[0]["id"]), timeout=10), (
+            "no notification is left undelivered"
+        )

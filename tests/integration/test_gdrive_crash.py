@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.gdrive import drive_relaybox_process
-from tests.support.processes import run_phase
+from tests.support.processes import all_delivered, run_phase
 from tests.support.servers import CallbackReceiver, eventually
-from tests.support.stack import AUTH
 
 FILES = 60
 RENAMES = 30
@@ -84,16 +83,8 @@ async def test_sigkill_at_random_moments_loses_no_drive_change(
             "a duplicate delivery carries the same notification id"
         )
 
-        async def all_delivered() -> bool:
-            listed = (
-                await stack.http.get(
-                    f"{stack.api}/instances/{instance['id']}/deliveries",
-                    params={"pageSize": 500},
-                    headers=AUTH,
-                )
-            ).json()
-            return bool(listed) and all(d["status"] == "delivered" for d in listed)
-
-        assert await eventually(all_delivered, timeout=30), "no notification is left undelivered"
+        assert await eventually(lambda: all_delivered(stack, instance["id"]), timeout=30), (
+            "no notification is left undelivered"
+        )
         # After all the kills, one channel is live: renewed rows never left two behind.
         assert [c["state"] for c in await stack.channels()].count("live") == 1

@@ -121,6 +121,11 @@ class DriveStack:
         assert response.status_code < 400, response.text
         return response.json()
 
+    async def register_client(self) -> None:
+        """relaybox's OAuth client, as the tests configure instances with it."""
+        client = {"client_id": DRIVE_CLIENT_ID, "client_secret": DRIVE_CLIENT_SECRET}
+        await self.control("POST", "/apps", json={**client, "redirect_uris": [OAUTH_CALLBACK]})
+
     async def new_account(self, email: str) -> str:
         return str(
             (await self.control("POST", "/accounts", json={"email": email}))["permission_id"]
@@ -240,15 +245,7 @@ async def running_drive_stack(
                 clock,
                 sandbox_log,
             )
-            await stack.control(
-                "POST",
-                "/apps",
-                json={
-                    "client_id": DRIVE_CLIENT_ID,
-                    "client_secret": DRIVE_CLIENT_SECRET,
-                    "redirect_uris": [OAUTH_CALLBACK],
-                },
-            )
+            await stack.register_client()
             yield stack
 
 
@@ -282,15 +279,7 @@ async def drive_relaybox_process(
             SkewedClock(),  # the child process reads the system clock
             sandbox_log,
         )
-        await stack.control(
-            "POST",
-            "/apps",
-            json={
-                "client_id": DRIVE_CLIENT_ID,
-                "client_secret": DRIVE_CLIENT_SECRET,
-                "redirect_uris": [OAUTH_CALLBACK],
-            },
-        )
+        await stack.register_client()
         await server.start()
         try:
             yield server, stack

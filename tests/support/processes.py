@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from relaybox.sandbox.app import create_app as create_sandbox
 from tests.support.servers import CallbackReceiver, free_port, serving
-from tests.support.stack import APP_KEY, APP_SECRET, ORG_SECRET, USER_SECRET, Stack
+from tests.support.stack import APP_KEY, APP_SECRET, AUTH, ORG_SECRET, USER_SECRET, Stack
 
 
 class Relaybox:
@@ -214,3 +214,15 @@ async def run_phase(
         return expected <= got
 
     await stack.receiver.wait_for(complete, timeout=90)
+
+
+async def all_delivered(stack: Stack | Any, instance_id: int) -> bool:
+    """Whether the instance has deliveries and every one of them is delivered."""
+    listed = (
+        await stack.http.get(
+            f"{stack.api}/instances/{instance_id}/deliveries",
+            params={"pageSize": 500},
+            headers=AUTH,
+        )
+    ).json()
+    return bool(listed) and all(d["status"] == "delivered" for d in listed)
