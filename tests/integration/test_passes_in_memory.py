@@ -4,106 +4,19 @@ with the runtime's clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
-from relaybox.config import Settings
-from relaybox.connectors.paging import list_account
-from relaybox.core.clock import ManualClock
-from relaybox.core.instance_config import parse_config
-from relaybox.crypto import new_secret, secret_hash
 from relaybox.pipeline import changes
 from relaybox.pipeline.poller import Poller
-from relaybox.runtime import Runtime
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
-from relaybox.store.index import replace_index
 from relaybox.store.passes import request_pass
-from tests.support.memory_connector import MemoryConnector
+from tests.support.memory_world import OWNER, World, connect, world
 
-OWNER = "worker-1"
-
-
-@dataclass
-class World:
-    runtime: Runtime
-    memory: MemoryConnector
-    clock: ManualClock
-    org_id: int
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}",
-        secret_key=Fernet.generate_key().decode(),
-        allow_private_callbacks=True,
-    )
-    runtime = await Runtime.start(settings)
-    clock = ManualClock()
-    memory = MemoryConnector(clock)
-    runtime.connectors = {**runtime.connectors, "memory": memory}
-    runtime.clock = clock
-    async with transaction(runtime.sessions) as session:
-        org = tables.Organization(name="org", secret_hash="m" * 64)
-        session.add(org)
-        await session.flush()
-        org_id = org.id
-    try:
-        yield World(runtime, memory, clock, org_id)
-    finally:
-        await runtime.close()
-
-
-async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks") -> int:
-    """An instance of the memory provider, indexed and at the present cursor, as
-    InstanceService.create leaves one (minus the HTTP)."""
-    tokens = world.memory.grant(account_id)
-    config = parse_config(
-        {
-            "authentication.type": "oauth2",
-            "oauth.api.key": "memory-app",
-            "oauth.api.secret": "memory-secret",
-            "event.notification.enabled": True,
-            "event.notification.callback.url": "https://app.example.com/events",
-            "event.vendor.type": vendor_type,
-        }
-    )
-    listing = (await list_account(world.memory, tokens.access_token)).changes
-    cursor = await world.memory.latest_cursor(tokens.access_token)
-    secrets = {
-        **config.secrets(),
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-    }
-    async with transaction(world.runtime.sessions) as session:
-        row = tables.Instance(
-            org_id=world.org_id,
-            name="memory",
-            element_key="memory",
-            token_hash=secret_hash(token := new_secret()),
-            token_enc=world.runtime.box.encrypt(token),
-            configuration=config.stored(),
-            secrets_enc=world.runtime.box.encrypt_json(secrets),
-            app_key="memory-app",
-            account_id=account_id,
-            events_enabled=True,
-            vendor_type=vendor_type,
-            cursor=cursor,
-            access_token_expires_at=tokens.expires_at,
-        )
-        session.add(row)
-        await session.flush()
-        await replace_index(session, row.id, listing)
-        return row.id
+__all__ = ["world"]  # the fixture
 
 
 async def ask(world: World, instance_id: int, times: int = 1) -> None:

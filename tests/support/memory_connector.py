@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -22,6 +23,8 @@ from relaybox.connectors.base import (
     Account,
     Change,
     ChangePage,
+    Channel,
+    ChannelMessage,
     ChannelPush,
     Connector,
     Kind,
@@ -30,7 +33,13 @@ from relaybox.connectors.base import (
     WebhookVerifier,
 )
 from relaybox.core.clock import Clock
-from relaybox.core.errors import CursorReset, ProviderAuthError, TokenExpired
+from relaybox.core.errors import (
+    CursorReset,
+    InvalidInput,
+    ProviderAuthError,
+    ProviderUnavailable,
+    TokenExpired,
+)
 
 TOKEN_LIFETIME = timedelta(hours=1)
 
@@ -69,6 +78,54 @@ class MemoryWebhooks:
         return {"accounts": [account]}
 
 
+@dataclass
+class Watch:
+    """A push channel as the in-memory provider holds it."""
+
+    account_id: str
+    token: str
+    expires_at: datetime
+    stopped: bool = False
+
+
+class MemoryChannels:
+    """`ChannelPush` in memory: `watches` by channel id; `failures` makes the next calls
+    to `watch` fail as a provider outage would."""
+
+    def __init__(self, connector: MemoryConnector) -> None:
+        self.connector = connector
+        self.watches: dict[str, Watch] = {}
+        self.failures = 0
+
+    def live(self) -> list[str]:
+        now = self.connector.clock.now()
+        return [i for i, w in self.watches.items() if not w.stopped and w.expires_at > now]
+
+    async def watch(
+        self,
+        access_token: str,
+        cursor: str,
+        *,
+        channel_id: str,
+        token: str,
+        address: str,
+        expires_at: datetime,
+    ) -> Channel:
+        account_id = self.connector._account_of(access_token)
+        if self.failures:
+            self.failures -= 1
+            raise ProviderUnavailable("the provider answered 503", status=503)
+        self.watches[channel_id] = Watch(account_id, token, expires_at)
+        return Channel(channel_id, f"resource-{channel_id}", expires_at)
+
+    async def stop(self, access_token: str, channel: Channel) -> None:
+        self.connector._account_of(access_token)
+        self.watches[channel.channel_id].stopped = True
+
+    def message(self, headers: Mapping[str, str]) -> ChannelMessage:
+        raise InvalidInput("the in-memory provider sends no HTTP notifications")
+
+
 class MemoryConnector:
     """A `Connector` over in-memory accounts; `calls` counts what relaybox asked."""
 
@@ -80,10 +137,13 @@ class MemoryConnector:
     push: Literal["app", "channel"] | None = "app"
     channels: ChannelPush | None = None
 
-    def __init__(self, clock: Clock, *, page_size: int = 2) -> None:
+    def __init__(self, clock: Clock, *, page_size: int = 2, push_channels: bool = False) -> None:
         self.clock = clock
         self.page_size = page_size
         self.webhooks: WebhookVerifier | None = MemoryWebhooks()
+        self.watches = MemoryChannels(self)
+        if push_channels:  # as Google Drive: a watch per account instead of app webhooks
+            self.push, self.webhooks, self.channels = "channel", None, self.watches
         self.accounts: dict[str, MemoryAccount] = {}
         self.access: dict[str, tuple[str, Any]] = {}  # token -> (account, expires_at)
         self.refresh_tokens: dict[str, str] = {}  # token -> account

@@ -1,0 +1,110 @@
+"""A relaybox runtime on SQLite whose provider is the in-memory one
+(tests/support/memory_connector.py), and instances of it made as the instance service
+makes them, minus the HTTP: for tests of the real pass, channel and poll code that need no
+server and no sleep."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from relaybox.config import Settings
+from relaybox.connectors.paging import list_account
+from relaybox.core.clock import ManualClock
+from relaybox.core.instance_config import parse_config
+from relaybox.crypto import new_secret, secret_hash
+from relaybox.runtime import Runtime
+from relaybox.store import tables
+from relaybox.store.db import transaction
+from relaybox.store.index import replace_index
+from tests.support.memory_connector import MemoryConnector
+
+OWNER = "worker-1"
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    memory: MemoryConnector
+    clock: ManualClock
+    org_id: int
+
+
+@contextlib.asynccontextmanager
+async def memory_world(tmp_path: Path, *, push_channels: bool = False) -> AsyncIterator[World]:
+    """A runtime whose clock is a `ManualClock` and whose "memory" element is the in-memory
+    provider (with push channels, as Google Drive has, when `push_channels`)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}",
+        secret_key=Fernet.generate_key().decode(),
+        allow_private_callbacks=True,
+    )
+    runtime = await Runtime.start(settings)
+    clock = ManualClock()
+    memory = MemoryConnector(clock, push_channels=push_channels)
+    runtime.connectors = {**runtime.connectors, "memory": memory}
+    runtime.clock = clock
+    async with transaction(runtime.sessions) as session:
+        org = tables.Organization(name="org", secret_hash="m" * 64)
+        session.add(org)
+        await session.flush()
+        org_id = org.id
+    try:
+        yield World(runtime, memory, clock, org_id)
+    finally:
+        await runtime.close()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with memory_world(tmp_path) as made:
+        yield made
+
+
+async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks") -> int:
+    """An instance of the memory provider, indexed and at the present cursor, as
+    InstanceService.create leaves one (minus the HTTP)."""
+    tokens = world.memory.grant(account_id)
+    config = parse_config(
+        {
+            "authentication.type": "oauth2",
+            "oauth.api.key": "memory-app",
+            "oauth.api.secret": "memory-secret",
+            "event.notification.enabled": True,
+            "event.notification.callback.url": "https://app.example.com/events",
+            "event.vendor.type": vendor_type,
+        }
+    )
+    listing = (await list_account(world.memory, tokens.access_token)).changes
+    cursor = await world.memory.latest_cursor(tokens.access_token)
+    secrets = {
+        **config.secrets(),
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+    }
+    async with transaction(world.runtime.sessions) as session:
+        row = tables.Instance(
+            org_id=world.org_id,
+            name="memory",
+            element_key="memory",
+            token_hash=secret_hash(token := new_secret()),
+            token_enc=world.runtime.box.encrypt(token),
+            configuration=config.stored(),
+            secrets_enc=world.runtime.box.encrypt_json(secrets),
+            app_key="memory-app",
+            account_id=account_id,
+            events_enabled=True,
+            vendor_type=vendor_type,
+            cursor=cursor,
+            access_token_expires_at=tokens.expires_at,
+        )
+        session.add(row)
+        await session.flush()
+        await replace_index(session, row.id, listing)
+        return row.id
