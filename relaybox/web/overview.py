@@ -5,7 +5,7 @@ templates (no script, no inline style: the console's CSP allows neither)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from relaybox.runtime import Runtime
 from relaybox.store import health as stored
 from relaybox.store.db import transaction
 from relaybox.store.health import Hour, InstanceHealth
+from relaybox.web.providers import names, providers
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,14 @@ def account_of(item: InstanceHealth) -> dict[str, Any]:
     return {"email": row.account_email, "name": row.account_name, "id": row.account_id}
 
 
-def describe(item: InstanceHealth) -> dict[str, Any]:
-    """One instance as the overview and the list show it (no secret: none is read)."""
+def describe(item: InstanceHealth, providers: Mapping[str, str]) -> dict[str, Any]:
+    """One instance as the overview and the list show it (no secret: none is read), with
+    its provider's name (`providers`: element key to connector name)."""
     row = item.instance
     described: dict[str, Any] = {
         "id": row.id,
         "name": row.name,
+        "provider": providers.get(row.element_key, row.element_key),
         "tags": list(row.tags or []),
         "account": account_of(item),
         "source": row.vendor_type,
@@ -113,7 +116,7 @@ async def instance_list(runtime: Runtime, org_id: int) -> list[dict[str, Any]]:
     """The organization's instances with their health, account and last event."""
     async with transaction(runtime.sessions) as session:
         found = await stored.of_org(session, org_id, now=runtime.clock.now())
-    return [describe(item) for item in found]
+    return [describe(item, names(runtime)) for item in found]
 
 
 async def overview(runtime: Runtime, org_id: int) -> dict[str, Any]:
@@ -125,7 +128,8 @@ async def overview(runtime: Runtime, org_id: int) -> dict[str, Any]:
     counts = Counter(item.health for item in found)
     hours = stored.totals(found) or stored.empty_hours(stored.first_hour(now))
     return {
-        "instances": [describe(item) for item in found],
+        "instances": [describe(item, names(runtime)) for item in found],
+        "providers": providers(runtime),
         "health_counts": [(health.value, counts[health], REASONS[health]) for health in Health],
         "chart": chart(hours, width=480, height=96),
         "since": iso(hours[0].start),

@@ -119,7 +119,7 @@ def page(request: Request, name: str, context: dict[str, Any], *, status: int = 
     csp = (
         "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
         "connect-src 'self'; base-uri 'none'; "
-        f"frame-ancestors 'none'; form-action 'self' {www_origin(request)}"
+        f"frame-ancestors 'none'; form-action 'self' {consent_origins(request)}"
     )
     answer.headers["Content-Security-Policy"] = csp
     return answer
@@ -150,9 +150,11 @@ def flash_to(request: Request, console: Console, url: str, text: str) -> Respons
     return answer
 
 
-def www_origin(request: Request) -> str:
+def consent_origins(request: Request) -> str:
+    """Every provider's consent page origin: the connect and re-authenticate forms answer a
+    redirect there, which the browser checks against `form-action` too."""
     runtime = runtime_of(request)
-    return " ".join(sorted(c.consent_origin() for c in runtime.connectors.values()))
+    return " ".join(sorted({c.consent_origin() for c in runtime.connectors.values()}))
 
 
 def message(

@@ -5,10 +5,12 @@ server-side session (`web/session.py`); every page sees only its user's organiza
 forms carry the session's CSRF token. Secrets are never rendered: instances are shown
 through `InstanceService.describe` (secrets masked) without their token.
 
-Connecting an account: the form's values wait in the session while the user consents at
-Dropbox; the OAuth `state` names them. Dropbox's redirect back is a cross-site navigation,
-on which the browser withholds a SameSite=Strict cookie, so the callback, when it arrives
-without the cookie, answers a page that continues to itself from this site (`hop`).
+Connecting an account: the user chooses a provider (any connector of the runtime: Dropbox,
+Google Drive); the form's values wait in the session while the user consents at that
+provider (its connector's `authorize_url`), the OAuth `state` naming them. The provider's
+redirect back is a cross-site navigation, on which the browser withholds a SameSite=Strict
+cookie, so the callback, when it arrives without the cookie, answers a page that continues
+to itself from this site (`hop`). Re-authenticating an instance goes to its own provider.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ from relaybox.web.pages import (
     secure,
     signed_in,
 )
+from relaybox.web.providers import chosen, name_of, provider_of, providers
 from relaybox.web.session import Session
 from relaybox.web.views import (
-    VENDOR_TYPES,
     create_body,
     delivery_view,
     edit_body,
@@ -142,16 +144,21 @@ async def signout(request: Request, console: Signed) -> Response:
 
 @router.get("/")
 async def instances(request: Request, console: Signed) -> Response:
+    runtime = console.runtime
     context = {
-        "instances": await instance_list(console.runtime, console.org_id),
-        "webhook_uri": console.runtime.settings.dropbox_webhook_uri,
+        "instances": await instance_list(runtime, console.org_id),
+        "providers": providers(runtime),
+        "webhook_uri": runtime.settings.dropbox_webhook_uri,
     }
     return console_page(request, console, "instances.html", context)
 
 
 @router.get("/instances/new")
-async def connect_form(request: Request, console: Signed) -> Response:
-    return _connect_page(request, console, {"vendor_type": "webhooks", "events": "on"}, None)
+async def connect_form(request: Request, console: Signed, element: str = "") -> Response:
+    """The connect form for the provider `element` names (the first one by default)."""
+    offered = chosen(console.runtime, element)
+    values = {"element": offered.key, "vendor_type": offered.vendor_types[0], "events": "on"}
+    return _connect_page(request, console, values, None)
 
 
 def _connect_page(
@@ -163,16 +170,18 @@ def _connect_page(
         "console": console,
         "values": kept,
         "error": error,
-        "vendor_types": VENDOR_TYPES,
+        "provider": chosen(console.runtime, values.get("element")),
+        "providers": providers(console.runtime),
         "redirect_uri": redirect_uri(console.runtime),
     }
     return page(request, "connect.html", context, status=400 if error else 200)
 
 
-def to_dropbox(request: Request, console: Console, pending: dict[str, Any]) -> Response:
-    """Remember `pending` in the session and send the browser to Dropbox's consent page."""
+def to_consent(request: Request, console: Console, pending: dict[str, Any]) -> Response:
+    """Remember `pending` in the session and send the browser to the consent page of its
+    provider (`pending["element"]`)."""
     waiting = cookies.new_pending(pending)
-    url = console.runtime.connector("dropbox").authorize_url(
+    url = console.runtime.connector(str(pending["element"])).authorize_url(
         app_key=str(pending["app_key"]),
         redirect_uri=redirect_uri(console.runtime),
         state=str(waiting["state"]),
@@ -191,11 +200,13 @@ async def connect(request: Request, console: Signed) -> Response:
         return csrf_refused(request, console)
     values = {k: v for k, v in form.items() if k != cookies.CSRF_FIELD}
     try:
-        body = create_body(values, redirect_uri(console.runtime))
+        offered = provider_of(console.runtime, values.get("element") or "dropbox")
+        body = create_body(values, redirect_uri(console.runtime), offered)
     except InvalidInput as exc:
         return _connect_page(request, console, values, input_message(exc))
     app_key = body["configuration"]["oauth.api.key"]
-    return to_dropbox(request, console, {"mode": "create", "body": body, "app_key": app_key})
+    pending = {"mode": "create", "element": offered.key, "body": body, "app_key": app_key}
+    return to_consent(request, console, pending)
 
 
 @router.get("/oauth/callback")
@@ -203,7 +214,7 @@ async def oauth_callback(request: Request) -> Response:
     params = request.query_params
     runtime = runtime_of(request)
     if cookies.read(request, runtime.box) is None and not params.get("hop"):
-        # Arrived from Dropbox without the SameSite=Strict cookie: continue from this site.
+        # Arrived from the provider without the SameSite=Strict cookie: continue from here.
         query = urlencode([*params.multi_items(), ("hop", "1")])
         return page(request, "hop.html", {"next": f"/ui/oauth/callback?{query}"})
     console = await signed_in(request)
@@ -215,14 +226,15 @@ async def oauth_callback(request: Request) -> Response:
             "This connection was not started in this session, or took too long. Start again.",
             status=400,
             console=console,
-            link=("/ui/instances/new", "Connect a Dropbox account"),
+            link=("/ui/instances/new", "Connect an account"),
         )
+    element = str(pending.get("element") or "dropbox")
     service = InstanceService(runtime)
     code = params.get("code")
     try:
         if not code:
             reason = params.get("error_description") or params.get("error") or "no code"
-            raise InvalidInput(f"Dropbox did not grant access ({reason})")
+            raise InvalidInput(f"{name_of(runtime, element)} did not grant access ({reason})")
         if pending["mode"] == "reauth":
             body = {
                 "providerData": {"code": code},
@@ -245,7 +257,7 @@ async def oauth_callback(request: Request) -> Response:
             text,
             status=400,
             console=console,
-            link=("/ui/instances/new", "Start again"),
+            link=(f"/ui/instances/new?{urlencode({'element': element})}", "Start again"),
         )
     else:
         answer = RedirectResponse(f"/ui/instances/{row.id}", status_code=303)
@@ -369,11 +381,16 @@ async def reauthenticate(instance_id: RowId, request: Request, console: Signed) 
     async def act(_: dict[str, str]) -> Response:
         async with transaction(console.runtime.sessions) as session:
             row = await InstanceService(console.runtime).get(session, console.org_id, instance_id)
-            app_key = row.app_key
+            app_key, element = row.app_key, row.element_key
         if not app_key:
             raise InvalidInput("this instance has no app key to re-authenticate with")
-        pending = {"mode": "reauth", "instance": instance_id, "app_key": app_key}
-        return to_dropbox(request, console, pending)
+        pending = {
+            "mode": "reauth",
+            "element": element,
+            "instance": instance_id,
+            "app_key": app_key,
+        }
+        return to_consent(request, console, pending)
 
     return await instance_action(request, console, instance_id, act)
 
@@ -398,7 +415,8 @@ def _edit_page(
         "instance": instance,
         "values": values,
         "errors": errors,
-        "vendor_types": VENDOR_TYPES,
+        "vendor_types": chosen(console.runtime, instance["element"]["key"]).vendor_types,
+        "provider": name_of(console.runtime, instance["element"]["key"]),
         "has_signature_key": bool(
             instance["configuration"].get("event.notification.signature.key")
         ),

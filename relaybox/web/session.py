@@ -32,7 +32,7 @@ COOKIE = "relaybox_session"
 SIGNIN_COOKIE = "relaybox_signin"
 PATH = "/ui"
 LIFETIME = 12 * 3600
-# A connection started in the console must come back from Dropbox within this time.
+# A connection started in the console must come back from the provider within this time.
 PENDING_LIFETIME = 15 * 60
 CSRF_FIELD = "csrf"
 MAX_FLASH = 300
@@ -44,7 +44,8 @@ class Session:
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     expires: float = field(default_factory=lambda: time.time() + LIFETIME)
-    # The connection waiting for Dropbox's redirect: form values and the OAuth `state`.
+    # The connection waiting for the provider's redirect: its element, the form's values
+    # and the OAuth `state`.
     pending: dict[str, Any] | None = None
     # What the next page tells the user once (the outcome of the action that led to it).
     flash: str | None = None

@@ -24,11 +24,11 @@ from relaybox.store import outbox, tables
 from relaybox.store.db import transaction
 from relaybox.store.events import EventFilter, page_of_events
 from relaybox.store.outbox import with_attempts
+from relaybox.web.providers import Provider, check_source, name_of
 
 EVENTS_PAGE = 20
 DELIVERIES_PAGE = 10
 MAX_FIELD = 1000
-VENDOR_TYPES = ("webhooks", "polling", "longpoll")
 
 
 def describe_event(event: tables.Event, note: tables.Notification) -> dict[str, Any]:
@@ -57,8 +57,10 @@ def shown(service: InstanceService, row: tables.Instance) -> dict[str, Any]:
     return answer
 
 
-def create_body(values: dict[str, str], redirect_uri: str) -> dict[str, Any]:
-    """The `POST /instances` body the connect form describes (without the code)."""
+def create_body(values: dict[str, str], redirect_uri: str, offered: Provider) -> dict[str, Any]:
+    """The `POST /instances` body the connect form describes for the provider `offered`
+    (without the code). The OAuth redirect is the console's own, which Google requires
+    again at the code exchange (`oauth.callback.url`)."""
     for key, value in values.items():
         if len(value) > MAX_FIELD:
             raise InvalidInput(f"{key} is longer than {MAX_FIELD} characters", field=key)
@@ -68,8 +70,9 @@ def create_body(values: dict[str, str], redirect_uri: str) -> dict[str, Any]:
         "oauth.api.secret": values.get("app_secret", "").strip(),
         "oauth.callback.url": redirect_uri,
         "event.notification.enabled": values.get("events") == "on",
-        "event.vendor.type": values.get("vendor_type") or "webhooks",
+        "event.vendor.type": values.get("vendor_type") or offered.vendor_types[0],
     }
+    check_source(offered, configuration["event.vendor.type"])
     optional = {
         "callback_url": "event.notification.callback.url",
         "signature_key": "event.notification.signature.key",
@@ -82,9 +85,9 @@ def create_body(values: dict[str, str], redirect_uri: str) -> dict[str, Any]:
     name = values.get("name", "").strip()
     if not name or len(name) > MAX_NAME:
         raise InvalidInput(f"a name of 1 to {MAX_NAME} characters is required", field="name")
-    parse_config(configuration)  # the same checks the create makes, before leaving for Dropbox
+    parse_config(configuration)  # the create's own checks, before leaving for the provider
     return {
-        "element": {"key": "dropbox"},
+        "element": {"key": offered.key},
         "configuration": configuration,
         "tags": tags,
         "name": name,
@@ -168,6 +171,7 @@ async def instance_view(
         row = await service.get(session, org_id, instance_id)
         instance = shown(service, row)
         subscription_active = row.subscription_active
+        element_key = row.element_key
         found = await page_of_events(
             session, instance_id, kept, before=events_before, limit=EVENTS_PAGE + 1
         )
@@ -191,6 +195,7 @@ async def instance_view(
         older_events = urlencode({**filters, "events": encode_page(found[EVENTS_PAGE - 1][0].id)})
     return {
         "instance": instance,
+        "provider": name_of(runtime, element_key),
         "subscription_active": subscription_active,
         "events": [describe_event(event, note) for event, note in found[:EVENTS_PAGE]],
         "deliveries": delivery_rows,

@@ -108,7 +108,7 @@ async def test_connect_watch_recover_and_turn_off(browser: Browser, stack: Stack
     await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     await pages.look(page, "01-instances-empty")
 
-    await page.get_by_role("link", name="Connect a Dropbox account").first.click()
+    await page.get_by_role("link", name="Connect an account").first.click()
     await page.get_by_label("Name").fill("console dropbox")
     await page.get_by_label("Tags").fill("team-a, console")
     await page.get_by_label("App key").fill(APP_KEY)

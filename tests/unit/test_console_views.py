@@ -1,5 +1,5 @@
-"""The console's pure presenters: what went wrong with an attempt, in plain words, and
-the event list's filter read from a page's query."""
+"""The console's pure presenters: what went wrong with an attempt, in plain words, the
+event list's filter read from a page's query, and the connect form of each provider."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relaybox.web.views import event_filter, in_plain_words
+from relaybox.core.clock import SystemClock
+from relaybox.core.errors import InvalidInput
+from relaybox.web.providers import Provider, provider
+from relaybox.web.views import create_body, event_filter, in_plain_words
+from tests.support.memory_connector import MemoryConnector
 
 
 @pytest.mark.parametrize(
@@ -68,3 +72,52 @@ def test_a_bad_filter_is_named_and_ignored() -> None:
 def test_no_filter_keeps_everything() -> None:
     kept, problem = event_filter({})
     assert problem is None and not kept.active
+
+
+# --- the connect form, per provider ---------------------------------------------------
+
+FORM = {
+    "name": "mine",
+    "app_key": "client.apps.googleusercontent.com",
+    "app_secret": "s3cret",
+    "events": "on",
+    "callback_url": "https://app.example.com/events",
+}
+REDIRECT = "https://relaybox.example.com/ui/oauth/callback"
+
+
+def test_each_provider_offers_the_event_sources_its_connector_can() -> None:
+    memory = MemoryConnector(SystemClock())
+    said = provider(memory)
+    assert said.vendor_types == ("webhooks", "polling")  # it cannot wait: no longpoll
+    assert (said.app, said.key_label, said.secret_label) == ("Memory app", "App key", "App secret")
+    memory.push = None
+    assert provider(memory).vendor_types == ("polling",)  # no push: no webhooks
+    memory.waits = True
+    assert provider(memory).vendor_types == ("polling", "longpoll")
+
+
+DRIVE = Provider(
+    "googledrive",
+    "Google Drive",
+    "Google OAuth client",
+    "Client ID",
+    "Client secret",
+    ("webhooks", "polling"),
+    "channel",
+)
+
+
+def test_the_connect_form_makes_an_instance_of_the_chosen_provider() -> None:
+    body = create_body({**FORM, "vendor_type": "polling"}, REDIRECT, DRIVE)
+    assert body["element"] == {"key": "googledrive"}
+    assert body["configuration"]["oauth.callback.url"] == REDIRECT
+    assert body["configuration"]["event.vendor.type"] == "polling"
+    assert create_body(FORM, REDIRECT, DRIVE)["configuration"]["event.vendor.type"] == "webhooks"
+
+
+def test_longpoll_is_refused_for_a_provider_without_it() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        create_body({**FORM, "vendor_type": "longpoll"}, REDIRECT, DRIVE)
+    assert refused.value.field == "event.vendor.type"
+    assert "Google Drive has no longpoll; use webhooks or polling" in refused.value.message
