@@ -1,22 +1,19 @@
-"""Saving the sandbox to a JSON file and loading it back.
+"""The sandbox's state as JSON, and the sandbox again from it.
 
 The file holds apps, accounts, their files (content base64) and change logs, page token
 bases, codes, tokens, channels (with their message numbers) and the time offset, so a demo
-account and its channels survive restarts. Written atomically (a temporary file, then a
-rename).
+account and its channels survive restarts. Written atomically
+(``relaybox/sandbox_kit/statefile.py``).
 """
 
-import base64
 import dataclasses
-import json
-import os
-import pathlib
 from typing import TYPE_CHECKING, Any
 
 from relaybox.gdrive_sandbox.drive import Drive
 from relaybox.gdrive_sandbox.errors import JSON
 from relaybox.gdrive_sandbox.model import Account, App, Channel, DriveFile, LoggedChange
 from relaybox.gdrive_sandbox.tokens import AccessToken, AuthCode, RefreshToken
+from relaybox.sandbox_kit.statefile import content_decoded, with_content
 
 if TYPE_CHECKING:
     from relaybox.gdrive_sandbox.state import DriveSandbox
@@ -24,16 +21,10 @@ if TYPE_CHECKING:
 VERSION = 1
 
 
-def _file(item: DriveFile) -> JSON:
-    fields = dataclasses.asdict(item)
-    fields["content"] = base64.b64encode(item.content).decode()
-    return fields
-
-
 def _drive(drive: Drive) -> JSON:
     return {
         "serial": drive.serial,
-        "files": [_file(f) for f in drive.files.values()],
+        "files": [with_content(f) for f in drive.files.values()],
         "order": list(drive.order),
         "log": [dataclasses.asdict(c) for c in drive.log],
     }
@@ -60,27 +51,19 @@ def dump(sandbox: "DriveSandbox") -> JSON:
     }
 
 
-def save(sandbox: "DriveSandbox", path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(dump(sandbox)))
-    os.replace(temporary, path)
-
-
 def _load_drive(data: JSON, root_id: str) -> Drive:
     drive = Drive(root_id, 0.0)
     drive.serial = data["serial"]
     drive.files = {}
     for fields in data["files"]:
-        item = DriveFile(**{**fields, "content": base64.b64decode(fields["content"])})
+        item = DriveFile(**content_decoded(fields))
         drive.files[item.id] = item
     drive.order = list(data["order"])
     drive.log = [LoggedChange(**c) for c in data["log"]]
     return drive
 
 
-def load(sandbox: "DriveSandbox", path: pathlib.Path) -> None:
-    data: dict[str, Any] = json.loads(path.read_text())
+def load(sandbox: "DriveSandbox", data: dict[str, Any]) -> None:
     sandbox.time_offset = data.get("time_offset", 0.0)
     for fields in data["apps"]:
         app = App(**fields)

@@ -8,7 +8,6 @@ Time is ``clock() + time_offset``: tokens, channels and timestamps read it, so a
 the control API, ``POST /_sandbox/clock``) moves it forward instead of waiting.
 """
 
-import asyncio
 import pathlib
 import time
 from collections.abc import Callable, Iterable
@@ -22,11 +21,10 @@ from relaybox.gdrive_sandbox.faults import Faults
 from relaybox.gdrive_sandbox.model import Account, App, Channel
 from relaybox.gdrive_sandbox.push import PushSender
 from relaybox.gdrive_sandbox.tokens import AccessToken, TokenStore
+from relaybox.sandbox_kit.statefile import StateFile
 
 T = TypeVar("T")
 
-SAVE_DELAY = 0.2
-"""Seconds over which saves of the state file are coalesced."""
 CHANNEL_DEFAULT_SECONDS = 3600
 CHANNEL_MAX_SECONDS = 604800
 """A changes channel lives an hour unless asked otherwise, a week at most (Google's rule)."""
@@ -64,11 +62,11 @@ class DriveSandbox:
         """By resource id."""
         self.tokens = TokenStore(self.now)
         self.faults = Faults()
-        self.state_file = state_file
+        self.state_file = StateFile(state_file, lambda: persistence.dump(self))
         self.push = PushSender(self.now, self.save, push_delay)
-        self._save_pending = False
-        if state_file is not None and state_file.exists():
-            persistence.load(self, state_file)
+        saved = self.state_file.read()
+        if saved is not None:
+            persistence.load(self, saved)
 
     def now(self) -> float:
         return self.clock() + self.time_offset
@@ -87,26 +85,11 @@ class DriveSandbox:
 
     async def aclose(self) -> None:
         await self.push.aclose()
-        if self._save_pending:
-            self._save_now()
+        self.state_file.flush()
 
     def save(self) -> None:
         """Persist the state (when a state file is set), coalesced inside a running loop."""
-        if self.state_file is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._save_now()
-            return
-        if not self._save_pending:
-            self._save_pending = True
-            loop.call_later(SAVE_DELAY, self._save_now)
-
-    def _save_now(self) -> None:
-        self._save_pending = False
-        if self.state_file is not None:
-            persistence.save(self, self.state_file)
+        self.state_file.save()
 
     # ------------------------------------------------------ apps and accounts
 

@@ -1,21 +1,18 @@
-"""Saving the sandbox to a JSON file and loading it back.
+"""The sandbox's state as JSON, and the sandbox again from it.
 
 The file holds apps, accounts, files (content base64), change logs, codes
-and tokens, so a demo account survives restarts. Written atomically
-(temporary file, then rename) after every change.
+and tokens, so a demo account survives restarts. Written atomically after
+every change (``relaybox/sandbox_kit/statefile.py``).
 """
 
-import base64
 import dataclasses
-import json
-import os
-import pathlib
 from typing import TYPE_CHECKING, Any
 
 from relaybox.sandbox.model import Account, App, Change, Node
 from relaybox.sandbox.tokens import AccessToken, AuthCode, RefreshToken
 from relaybox.sandbox.tree import FileTree
 from relaybox.sandbox.types import JSON
+from relaybox.sandbox_kit.statefile import content_decoded, with_content
 
 if TYPE_CHECKING:
     from relaybox.sandbox.state import Sandbox
@@ -23,16 +20,10 @@ if TYPE_CHECKING:
 VERSION = 1
 
 
-def _node(node: Node) -> JSON:
-    fields = dataclasses.asdict(node)
-    fields["content"] = base64.b64encode(node.content).decode()
-    return fields
-
-
 def _tree(tree: FileTree) -> JSON:
     return {
         "rev_serial": tree.rev_serial,
-        "nodes": [_node(n) for n in tree.nodes.values()],
+        "nodes": [with_content(n) for n in tree.nodes.values()],
         "log": [dataclasses.asdict(c) for c in tree.log],
     }
 
@@ -56,26 +47,18 @@ def dump(sandbox: "Sandbox") -> JSON:
     }
 
 
-def save(sandbox: "Sandbox", path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(dump(sandbox)))
-    os.replace(temporary, path)
-
-
 def _load_tree(data: JSON) -> FileTree:
     tree = FileTree()
     tree.rev_serial = data["rev_serial"]
     for fields in data["nodes"]:
-        node = Node(**{**fields, "content": base64.b64decode(fields["content"])})
+        node = Node(**content_decoded(fields))
         tree.nodes[node.path_lower] = node
         tree.by_id[node.id] = node.path_lower
     tree.log = [Change(**c) for c in data["log"]]
     return tree
 
 
-def load(sandbox: "Sandbox", path: pathlib.Path) -> None:
-    data: dict[str, Any] = json.loads(path.read_text())
+def load(sandbox: "Sandbox", data: dict[str, Any]) -> None:
     sandbox.cursor_epoch = data.get("cursor_epoch", 0)
     for fields in data["apps"]:
         app = App(**fields)

@@ -18,11 +18,9 @@ from relaybox.sandbox.model import Account, App
 from relaybox.sandbox.tokens import TokenStore
 from relaybox.sandbox.tree import FileTree
 from relaybox.sandbox.webhooks import WebhookSender
+from relaybox.sandbox_kit.statefile import StateFile
 
 T = TypeVar("T")
-
-SAVE_DELAY = 0.2
-"""Seconds over which saves of the state file are coalesced."""
 
 
 class Sandbox:
@@ -36,13 +34,13 @@ class Sandbox:
         """Raised by a ``reset`` fault: cursors of an older epoch answer ``reset``."""
         self.longpoll_time_scale = 1.0
         """Multiplies longpoll timeouts (tests shrink it; Dropbox's minimum is 30 s)."""
-        self.state_file = state_file
+        self.state_file = StateFile(state_file, lambda: persistence.dump(self))
         self.webhooks = WebhookSender(self.apps.get, self.save, webhook_delay)
         self._wakeups: dict[str, asyncio.Event] = {}
         self._closing = False
-        self._save_pending = False
-        if state_file is not None and state_file.exists():
-            persistence.load(self, state_file)
+        saved = self.state_file.read()
+        if saved is not None:
+            persistence.load(self, saved)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -67,31 +65,12 @@ class Sandbox:
         """Stop background work and answer every waiting longpoll."""
         self.stop_waiting()
         await self.webhooks.aclose()
-        if self._save_pending:
-            self._save_now()
+        self.state_file.flush()
 
     def save(self) -> None:
-        """Persist the state (when a state file is set).
-
-        Inside a running loop, saves are coalesced over ``SAVE_DELAY`` so a
-        burst of changes writes the file once; :meth:`aclose` writes what is
-        pending.
-        """
-        if self.state_file is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._save_now()
-            return
-        if not self._save_pending:
-            self._save_pending = True
-            loop.call_later(SAVE_DELAY, self._save_now)
-
-    def _save_now(self) -> None:
-        self._save_pending = False
-        if self.state_file is not None:
-            persistence.save(self, self.state_file)
+        """Persist the state (when a state file is set), coalesced inside a running
+        loop; :meth:`aclose` writes what is pending."""
+        self.state_file.save()
 
     # ------------------------------------------------------ apps and accounts
 

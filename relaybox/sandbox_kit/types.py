@@ -1,0 +1,5 @@
+"""Shared type aliases."""
+
+from typing import Any
+
+JSON = dict[str, Any]

@@ -1,0 +1,89 @@
+"""The sandboxes' shared kit (relaybox/sandbox_kit): its parts on their own, and the rule
+that keeps both sandboxes separate programs."""
+
+import ast
+import asyncio
+import json
+import pathlib
+from dataclasses import dataclass
+
+import relaybox
+from relaybox.sandbox_kit.statefile import StateFile, content_decoded, with_content
+
+PACKAGE = pathlib.Path(relaybox.__file__).parent
+
+
+def relaybox_imports(folder: str) -> set[str]:
+    """The relaybox packages the modules of ``folder`` import (``relaybox.x.y`` -> ``x``)."""
+    found = set()
+    for path in (PACKAGE / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found |= {n.split(".")[1] for n in names if n.startswith("relaybox.")}
+    return found
+
+
+def test_each_sandbox_imports_nothing_of_relaybox_but_itself_and_the_kit() -> None:
+    assert relaybox_imports("sandbox_kit") == {"sandbox_kit"}
+    assert relaybox_imports("sandbox") == {"sandbox", "sandbox_kit"}
+    assert relaybox_imports("gdrive_sandbox") == {"gdrive_sandbox", "sandbox_kit"}
+
+
+@dataclass
+class Item:
+    name: str
+    content: bytes
+
+
+def test_content_is_kept_as_base64_and_read_back() -> None:
+    fields = with_content(Item("a", b"\x00\xffhi"))
+    assert fields == {"name": "a", "content": "AP9oaQ=="}
+    assert Item(**content_decoded(fields)) == Item("a", b"\x00\xffhi")
+
+
+def test_the_state_file_is_written_at_once_outside_a_loop(tmp_path: pathlib.Path) -> None:
+    state = {"n": 1}
+    path = tmp_path / "deep" / "state.json"
+    file = StateFile(path, lambda: state)
+    assert file.read() is None
+    file.save()
+    assert file.read() == {"n": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["state.json"]  # no temporary left
+
+
+async def test_saves_inside_a_loop_are_coalesced(tmp_path: pathlib.Path) -> None:
+    dumps: list[int] = []
+
+    def dump() -> dict[str, int]:
+        dumps.append(len(dumps) + 1)
+        return {"dumps": len(dumps)}
+
+    path = tmp_path / "state.json"
+    file = StateFile(path, dump)
+    for _ in range(5):
+        file.save()
+    assert not path.exists()
+    await asyncio.sleep(0.3)
+    assert dumps == [1] and json.loads(path.read_text()) == {"dumps": 1}
+    file.flush()  # nothing pending
+    assert dumps == [1]
+
+
+async def test_flush_writes_a_pending_save_at_once(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "state.json"
+    file = StateFile(path, lambda: {"n": 1})
+    file.save()
+    assert not path.exists()
+    file.flush()
+    assert file.read() == {"n": 1}
+
+
+def test_without_a_path_nothing_is_written(tmp_path: pathlib.Path) -> None:
+    file = StateFile(None, lambda: {"n": 1})
+    file.save()
+    file.flush()
+    assert file.read() is None and list(tmp_path.iterdir()) == []
