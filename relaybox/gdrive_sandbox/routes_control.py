@@ -21,10 +21,7 @@ Not Google's: it is how tests, demos and benchmarks drive the sandbox. Its error
 
 import base64
 import binascii
-import json
 import mimetypes
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,61 +34,13 @@ from relaybox.gdrive_sandbox.faults import Fault
 from relaybox.gdrive_sandbox.model import DEFAULT_MIME, FOLDER, Account, App, Channel, DriveFile
 from relaybox.gdrive_sandbox.state import DriveSandbox
 from relaybox.gdrive_sandbox.tokens import DRIVE
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from relaybox.sandbox_kit import control
+from relaybox.sandbox_kit.control import ControlError
 
 
-def _guard(handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
-    async def run(request: Request) -> Response:
-        try:
-            result = await handler(request)
-        except ControlError as error:
-            return json_response({"error": error.message}, error.status)
-        except GoogleError as error:
-            return error.response()
-        return result if isinstance(result, Response) else json_response(result)
-
-    return run
-
-
-async def _body(request: Request) -> JSON:
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise ControlError(400, "body: not JSON") from None
-    if not isinstance(data, dict):
-        raise ControlError(400, "body: expected a JSON object")
-    return data
-
-
-def _text(data: JSON, name: str, required: bool = True) -> str | None:
-    value = data.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value):
-        raise ControlError(400, f"{name}: required string")
-    return value
-
-
-def _flag(data: JSON, name: str) -> bool | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise ControlError(400, f"{name}: expected a boolean")
-    return value
-
-
-def _count(data: JSON, name: str, default: int | None) -> int | None:
-    value = data.get(name, default)
-    if value is not None and (type(value) is not int or value < 0):
-        raise ControlError(400, f"{name}: expected a non-negative integer")
-    return value
+def _failure(error: Exception) -> Response | None:
+    """A file operation Drive would refuse answers Drive's error."""
+    return error.response() if isinstance(error, GoogleError) else None
 
 
 def _content(data: JSON) -> bytes | None:
@@ -159,16 +108,16 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
             raise ControlError(404, "permission_id: no such account") from None
 
     async def create_app(request: Request) -> JSON:
-        data = await _body(request)
+        data = await control.body(request)
         uris = data.get("redirect_uris")
         if uris is not None and (
             not isinstance(uris, list) or not all(isinstance(u, str) and u for u in uris)
         ):
             raise ControlError(400, "redirect_uris: expected a list of URLs")
         app = sandbox.register_app(
-            _text(data, "client_id", False),
-            _text(data, "client_secret", False),
-            name=_text(data, "name", False),
+            control.text(data, "client_id", False),
+            control.text(data, "client_secret", False),
+            name=control.text(data, "name", False),
             redirect_uris=uris,
         )
         return app_json(app)
@@ -177,18 +126,23 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return {"apps": [app_json(a) for a in sandbox.apps.values()]}
 
     async def create_account(request: Request) -> JSON:
-        data = await _body(request)
-        email = _text(data, "email")
+        data = await control.body(request)
+        email = control.text(data, "email")
         assert email is not None
-        return account_json(sandbox.create_account(email, _text(data, "display_name", False)))
+        return account_json(
+            sandbox.create_account(email, control.text(data, "display_name", False))
+        )
 
     async def list_accounts(request: Request) -> JSON:
         return {"accounts": [account_json(a) for a in sandbox.accounts.values()]}
 
     async def authorize(request: Request) -> JSON:
-        data = await _body(request)
-        client_id, permission_id = _text(data, "client_id"), _text(data, "permission_id")
-        redirect_uri = _text(data, "redirect_uri")
+        data = await control.body(request)
+        client_id, permission_id = (
+            control.text(data, "client_id"),
+            control.text(data, "permission_id"),
+        )
+        redirect_uri = control.text(data, "redirect_uri")
         assert client_id is not None and permission_id is not None and redirect_uri is not None
         app = sandbox.apps.get(client_id)
         if app is None:
@@ -197,13 +151,13 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
             raise ControlError(404, "permission_id: no such account")
         if not app.allows(redirect_uri):
             raise ControlError(400, "redirect_uri: not registered for this app")
-        access_type = _text(data, "access_type", False) or "offline"
-        prompt = _text(data, "prompt", False) or "consent"
+        access_type = control.text(data, "access_type", False) or "offline"
+        prompt = control.text(data, "prompt", False) or "consent"
         code = sandbox.authorize(
             client_id,
             permission_id,
             redirect_uri,
-            (_text(data, "scope", False) or DRIVE).split(),
+            (control.text(data, "scope", False) or DRIVE).split(),
             offline=access_type == "offline",
             consent_shown="consent" in prompt.split(),
         )
@@ -215,14 +169,14 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return {"files": [file_json(drive, account, f) for f in drive.all_files()]}
 
     async def create_file(request: Request) -> JSON:
-        account, data = account_of(request), await _body(request)
-        name = _text(data, "name")
+        account, data = account_of(request), await control.body(request)
+        name = control.text(data, "name")
         assert name is not None
         drive = sandbox.drives[account.permission_id]
-        parent_path = _text(data, "parent_path", False)
-        parent = drive.find(parent_path).id if parent_path else _text(data, "parent", False)
-        folder = _flag(data, "folder")
-        mime_type = FOLDER if folder else _text(data, "mime_type", False)
+        parent_path = control.text(data, "parent_path", False)
+        parent = drive.find(parent_path).id if parent_path else control.text(data, "parent", False)
+        folder = control.flag(data, "folder")
+        mime_type = FOLDER if folder else control.text(data, "mime_type", False)
         content = _content(data) or b""
         item = sandbox.change(
             account.permission_id,
@@ -237,20 +191,20 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return file_json(drive, account, item)
 
     async def update_file(request: Request) -> JSON:
-        account, data = account_of(request), await _body(request)
+        account, data = account_of(request), await control.body(request)
         drive = sandbox.drives[account.permission_id]
         item = drive.get(request.path_params["file_id"])
-        parent = _text(data, "parent", False)
+        parent = control.text(data, "parent", False)
         item = sandbox.change(
             account.permission_id,
             lambda d: d.update(
                 item.id,
                 sandbox.now(),
-                name=_text(data, "name", False),
+                name=control.text(data, "name", False),
                 add_parents=[parent] if parent else [],
                 remove_parents=list(item.parents) if parent else [],
                 content=_content(data),
-                trashed=_flag(data, "trashed"),
+                trashed=control.flag(data, "trashed"),
             ),
         )
         return file_json(drive, account, item)
@@ -262,29 +216,29 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return {"removed": [f.id for f in removed]}
 
     async def add_fault(request: Request) -> JSON:
-        data = await _body(request)
+        data = await control.body(request)
         status = data.get("status")
         if status == "expire_tokens":
             sandbox.expire_tokens()
             return {"applied": "expire_tokens"}
         if status == "reset":
-            permission_id = _text(data, "permission_id", False)
+            permission_id = control.text(data, "permission_id", False)
             if permission_id and permission_id not in sandbox.accounts:
                 raise ControlError(404, "permission_id: no such account")
             sandbox.reset_page_tokens(permission_id)
             return {"applied": "reset"}
         if type(status) is not int or not 200 <= status <= 599:
             raise ControlError(400, "status: an HTTP status, or expire_tokens or reset")
-        method = _text(data, "method")
+        method = control.text(data, "method")
         assert method is not None
-        count = _count(data, "count", 1)
+        count = control.count(data, "count", 1)
         fault = Fault(
             method,
             status,
             count or 0,
-            _text(data, "reason", False),
-            _count(data, "retry_after", None),
-            _count(data, "delay_ms", 0) or 0,
+            control.text(data, "reason", False),
+            control.count(data, "retry_after", None),
+            control.count(data, "delay_ms", 0) or 0,
         )
         sandbox.faults.add(fault)
         return {"applied": "fault", "method": fault.method, "count": count}
@@ -294,8 +248,8 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return {"faults": []}
 
     async def revoke_tokens(request: Request) -> JSON:
-        data = await _body(request)
-        permission_id = _text(data, "permission_id")
+        data = await control.body(request)
+        permission_id = control.text(data, "permission_id")
         assert permission_id is not None
         try:
             sandbox.revoke_account_tokens(permission_id)
@@ -315,7 +269,7 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return clock_json()
 
     async def advance_clock(request: Request) -> JSON:
-        data = await _body(request)
+        data = await control.body(request)
         seconds = data.get("advance_seconds")
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             raise ControlError(400, "advance_seconds: expected a non-negative number")
@@ -330,7 +284,7 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         return {"entries": list(sandbox.push.log)}
 
     one = "/_sandbox/accounts/{permission_id}/files"
-    table: list[tuple[str, Callable[[Request], Awaitable[Any]], str]] = [
+    table: list[tuple[str, control.Handler, str]] = [
         ("/_sandbox/apps", create_app, "POST"),
         ("/_sandbox/apps", list_apps, "GET"),
         ("/_sandbox/accounts", create_account, "POST"),
@@ -348,4 +302,4 @@ def routes(sandbox: DriveSandbox) -> list[Route]:
         ("/_sandbox/channels", list_channels, "GET"),
         ("/_sandbox/push/log", push_log, "GET"),
     ]
-    return [Route(path, _guard(handler), methods=[method]) for path, handler, method in table]
+    return control.routes(table, json_response, _failure)

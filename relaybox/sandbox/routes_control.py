@@ -5,10 +5,6 @@ Errors are ``{"error": "..."}`` (400, 404) or, for file operations, the
 Dropbox error union with 409.
 """
 
-import json
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,51 +15,17 @@ from relaybox.sandbox.model import Account
 from relaybox.sandbox.state import Sandbox
 from relaybox.sandbox.tree import LookupFailure, RelocationFailure, WriteFailure
 from relaybox.sandbox.types import JSON
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from relaybox.sandbox_kit import control
+from relaybox.sandbox_kit.control import ControlError
 
 
-def _guard(handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
-    async def run(request: Request) -> Response:
-        try:
-            result = await handler(request)
-        except ControlError as error:
-            return json_response({"error": error.message}, error.status)
-        except RouteError as error:
-            return error.response()
-        except (LookupFailure, WriteFailure, RelocationFailure) as failure:
-            return RouteError(failure.error).response()
-        if isinstance(result, Response):
-            return result
-        return json_response(result)
-
-    return run
-
-
-async def _body(request: Request) -> JSON:
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise ControlError(400, "body: not JSON") from None
-    if not isinstance(data, dict):
-        raise ControlError(400, "body: expected a JSON object")
-    return data
-
-
-def _text(data: JSON, name: str, required: bool = True) -> str | None:
-    value = data.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value):
-        raise ControlError(400, f"{name}: required string")
-    return value
+def _failure(error: Exception) -> Response | None:
+    """File operations answer Dropbox's error union with 409."""
+    if isinstance(error, RouteError):
+        return error.response()
+    if isinstance(error, LookupFailure | WriteFailure | RelocationFailure):
+        return RouteError(error.error).response()
+    return None
 
 
 def _account_json(account: Account) -> JSON:
@@ -91,10 +53,10 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return path
 
     async def create_app_(request: Request) -> JSON:
-        data = await _body(request)
-        key, secret = _text(data, "app_key"), _text(data, "app_secret")
+        data = await control.body(request)
+        key, secret = control.text(data, "app_key"), control.text(data, "app_secret")
         assert key is not None and secret is not None
-        webhook_uri = _text(data, "webhook_uri", required=False)
+        webhook_uri = control.text(data, "webhook_uri", required=False)
         sandbox.register_app(key, secret, webhook_uri)
         return {"app_key": key, "webhook_uri": webhook_uri}
 
@@ -107,17 +69,19 @@ def routes(sandbox: Sandbox) -> list[Route]:
         }
 
     async def create_account(request: Request) -> JSON:
-        data = await _body(request)
-        email = _text(data, "email")
+        data = await control.body(request)
+        email = control.text(data, "email")
         assert email is not None
-        return _account_json(sandbox.create_account(email, _text(data, "display_name", False)))
+        return _account_json(
+            sandbox.create_account(email, control.text(data, "display_name", False))
+        )
 
     async def list_accounts(request: Request) -> JSON:
         return {"accounts": [_account_json(a) for a in sandbox.accounts.values()]}
 
     async def authorize(request: Request) -> JSON:
-        data = await _body(request)
-        key, account_id = _text(data, "app_key"), _text(data, "account_id")
+        data = await control.body(request)
+        key, account_id = control.text(data, "app_key"), control.text(data, "account_id")
         assert key is not None and account_id is not None
         if key not in sandbox.apps:
             raise ControlError(404, "app_key: no such app")
@@ -126,8 +90,8 @@ def routes(sandbox: Sandbox) -> list[Route]:
         code = sandbox.authorize(
             key,
             account_id,
-            _text(data, "redirect_uri", required=False),
-            _text(data, "token_access_type", required=False),
+            control.text(data, "redirect_uri", required=False),
+            control.text(data, "token_access_type", required=False),
         )
         return {"code": code}
 
@@ -152,21 +116,21 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return node.metadata()
 
     async def create_folder(request: Request) -> JSON:
-        account, data = account_of(request), await _body(request)
-        path = _text(data, "path")
+        account, data = account_of(request), await control.body(request)
+        path = control.text(data, "path")
         assert path is not None
         node = sandbox.change(account.account_id, lambda tree: tree.create_folder(path))
         return node.metadata()
 
     async def move(request: Request) -> JSON:
-        account, data = account_of(request), await _body(request)
-        source, target = _text(data, "from_path"), _text(data, "to_path")
+        account, data = account_of(request), await control.body(request)
+        source, target = control.text(data, "from_path"), control.text(data, "to_path")
         assert source is not None and target is not None
         node = sandbox.change(account.account_id, lambda tree: tree.move(source, target))
         return node.metadata()
 
     async def settings(request: Request) -> JSON:
-        account, data = account_of(request), await _body(request)
+        account, data = account_of(request), await control.body(request)
         setters = {
             "report_descendant_deletes": sandbox.set_report_descendant_deletes,
             "collapse_changes": sandbox.set_collapse_changes,
@@ -182,7 +146,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {name: getattr(account, name) for name in setters}
 
     async def add_fault(request: Request) -> JSON:
-        data = await _body(request)
+        data = await control.body(request)
         status = data.get("status", 200)
         if status == "reset":
             sandbox.reset_cursors()
@@ -192,7 +156,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
             return {"applied": "expire_tokens"}
         if not (status == "backoff" or (type(status) is int and 200 <= status <= 599)):
             raise ControlError(400, "status: an HTTP status, or reset, expire_tokens or backoff")
-        route = _text(data, "route")
+        route = control.text(data, "route")
         assert route is not None
         count, retry_after, delay_ms = (
             data.get("count", 1),
@@ -210,8 +174,8 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {"faults": []}
 
     async def revoke_tokens(request: Request) -> JSON:
-        data = await _body(request)
-        account_id = _text(data, "account_id")
+        data = await control.body(request)
+        account_id = control.text(data, "account_id")
         assert account_id is not None
         try:
             sandbox.revoke_account_tokens(account_id)
@@ -223,7 +187,7 @@ def routes(sandbox: Sandbox) -> list[Route]:
         return {"entries": list(sandbox.webhooks.log)}
 
     one = "/_sandbox/accounts/{account_id}"
-    table: list[tuple[str, Callable[[Request], Awaitable[Any]], str]] = [
+    table: list[tuple[str, control.Handler, str]] = [
         ("/_sandbox/apps", create_app_, "POST"),
         ("/_sandbox/apps", list_apps, "GET"),
         ("/_sandbox/accounts", create_account, "POST"),
@@ -240,4 +204,4 @@ def routes(sandbox: Sandbox) -> list[Route]:
         ("/_sandbox/tokens/revoke", revoke_tokens, "POST"),
         ("/_sandbox/webhooks/log", webhook_log, "GET"),
     ]
-    return [Route(path, _guard(handler), methods=[method]) for path, handler, method in table]
+    return control.routes(table, json_response, _failure)

@@ -6,8 +6,17 @@ import asyncio
 import json
 import pathlib
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 import relaybox
+from relaybox.sandbox_kit import control
+from relaybox.sandbox_kit.control import ControlError
 from relaybox.sandbox_kit.statefile import StateFile, content_decoded, with_content
 
 PACKAGE = pathlib.Path(relaybox.__file__).parent
@@ -87,3 +96,59 @@ def test_without_a_path_nothing_is_written(tmp_path: pathlib.Path) -> None:
     file.save()
     file.flush()
     assert file.read() is None and list(tmp_path.iterdir()) == []
+
+
+def render(data: Any, status: int) -> Response:
+    return Response(json.dumps(data), status, media_type="application/json")
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_control_routes_answer_values_control_errors_and_the_sandbox_s_own() -> None:
+    async def echo(request: Request) -> Any:
+        data = await control.body(request)
+        return {"name": control.text(data, "name"), "on": control.flag(data, "on")}
+
+    async def refuse(request: Request) -> Any:
+        raise Refused
+
+    async def crash(request: Request) -> Any:
+        raise KeyError("x")
+
+    def failure(error: Exception) -> Response | None:
+        return PlainTextResponse("refused", 409) if isinstance(error, Refused) else None
+
+    table: list[tuple[str, control.Handler, str]] = [
+        ("/echo", echo, "POST"),
+        ("/refuse", refuse, "POST"),
+        ("/crash", crash, "POST"),
+    ]
+    app = Starlette(routes=control.routes(table, render, failure))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit") as http:
+        ok = await http.post("/echo", json={"name": "a", "on": True})
+        assert (ok.status_code, ok.json()) == (200, {"name": "a", "on": True})
+        for content, error in [
+            (b"{", "body: not JSON"),
+            (b"[]", "body: expected a JSON object"),
+            (b"", "name: required string"),
+            (b'{"name": ""}', "name: required string"),
+            (b'{"name": "a", "on": 1}', "on: expected a boolean"),
+        ]:
+            answer = await http.post("/echo", content=content)
+            assert (answer.status_code, answer.json()) == (400, {"error": error})
+        refused = await http.post("/refuse")
+        assert (refused.status_code, refused.text) == (409, "refused")
+        assert (await http.post("/crash")).status_code == 500
+
+
+def test_count_fields() -> None:
+    assert control.count({}, "count", 1) == 1
+    assert control.count({"count": 0}, "count", 1) == 0
+    assert control.count({"count": None}, "count", 1) is None
+    for wrong in (-1, 1.5, True, "2"):
+        with pytest.raises(ControlError, match="count: expected a non-negative integer"):
+            control.count({"count": wrong}, "count", 1)
+    assert control.text({}, "name", required=False) is None
