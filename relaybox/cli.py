@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import gc
 import hashlib
 import hmac
@@ -188,7 +189,8 @@ def _with_sandbox(
             + serving.gdrive_lines(exposed, base + serving.GDRIVE)
             + f"    client id: {GDRIVE_CLIENT_ID} (the same secret)\n"
             + "  its events, live: relaybox demo --url "
-            + f"{settings.public_url.rstrip('/')} --auth 'User ..., Organization ...'\n"
+            + f"{settings.public_url.rstrip('/')} --auth 'User ..., Organization ...'"
+            + " [--element googledrive]\n"
         )
 
     async def on_stop(_: Any) -> None:
@@ -212,6 +214,13 @@ def _sandbox_exposure(
         raise typer.Exit(2) from None
 
 
+class DemoElement(enum.StrEnum):
+    """The providers `relaybox demo` can show (relaybox/demo.py `DEMOS`)."""
+
+    dropbox = "dropbox"
+    googledrive = "googledrive"
+
+
 @app.command()
 def demo(
     auth: Annotated[
@@ -226,9 +235,13 @@ def demo(
     ] = "http://127.0.0.1:8000",
     port: Annotated[int, typer.Option(help="Port of the demo callback receiver.")] = 8001,
     changes: Annotated[bool, typer.Option(help="Make a few changes by itself.")] = True,
+    element: Annotated[
+        DemoElement, typer.Option(help="Whose sandbox account to connect.")
+    ] = DemoElement.dropbox,
 ) -> None:
-    """Connect the sandbox account, receive its events here and print them as they arrive;
-    Ctrl+C (or SIGTERM) stops it and removes its instance."""
+    """Connect the sandbox account (Dropbox's, or Google Drive's with --element googledrive),
+    receive its events here and print them as they arrive; Ctrl+C (or SIGTERM) stops it and
+    removes its instance."""
     from relaybox.demo import DemoError, run_demo
 
     try:
@@ -240,6 +253,7 @@ def demo(
                 changes=changes,
                 show=typer.echo,
                 sandbox_token=Settings().sandbox_token,
+                element=element.value,
             )
         )
     except DemoError as exc:

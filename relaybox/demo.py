@@ -3,9 +3,11 @@
 It runs a callback receiver, registers an app of its own with the sandbox (its control API),
 connects the sandbox's demo account exactly as a client would (OAuth URL, consent,
 `POST /instances`), optionally makes a few changes, and prints every event that arrives
-with the result of checking its signature. It reads nothing from disk, so it runs from any
-folder. When it ends (Ctrl+C, SIGTERM) it deletes its instance. What goes wrong is a
-`DemoError` whose message is one line for the user.
+with the result of checking its signature. The Dropbox sandbox by default; with
+`--element googledrive` the Google Drive one (`DriveDemo`: the same tour, through Google's
+consent page and a push channel relaybox opens for the account). It reads nothing from
+disk, so it runs from any folder. When it ends (Ctrl+C, SIGTERM) it deletes its instance.
+What goes wrong is a `DemoError` whose message is one line for the user.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from starlette.routing import Route
 DEMO_CALLBACK = "http://127.0.0.1:{port}/events"
 OAUTH_CALLBACK = "http://127.0.0.1/oauth-done"
 DEMO_EMAIL = "demo@example.com"
+STEP_SECONDS = 1.5  # between two changes of the tour, so each arrives on its own
+CHANNEL_WAIT = 30.0  # seconds relaybox may take to open a Google Drive push channel
 AUTH_HELP = (
     "pass the `User ..., Organization ...` value relaybox printed at its first start "
     "(--auth or RELAYBOX_DEMO_AUTH)"
@@ -77,7 +81,13 @@ def _message(answer: httpx.Response) -> str:
 
 
 class Demo:
-    """The demo's calls to relaybox (`base`) and its mounted sandbox."""
+    """The demo's calls to relaybox (`base`) and the provider's sandbox it mounts; what
+    differs between providers is in the subclasses (`DEMOS`)."""
+
+    element = "dropbox"
+    name = "Dropbox"
+    mounted_at = "/sandbox"  # where `relaybox serve --sandbox` serves this sandbox
+    account_field = "account_id"  # the consent page's choice of account
 
     def __init__(
         self, http: httpx.AsyncClient, base: str, auth: str, sandbox_token: str | None
@@ -86,7 +96,7 @@ class Demo:
             raise DemoError(f"the credential must be one line: {AUTH_HELP}")
         self.http, self.base, self.auth = http, base, auth.strip()
         self.api = f"{base}/elements/api-v2"
-        self.sandbox = f"{base}/sandbox"
+        self.sandbox = f"{base}{self.mounted_at}"
         # The sandbox's control API token (RELAYBOX_SANDBOX_TOKEN, `--sandbox-public`).
         self.control_auth = {"Authorization": f"Bearer {sandbox_token}"} if sandbox_token else {}
 
@@ -113,7 +123,9 @@ class Demo:
                 "token relaybox printed at start"
             )
         if answer.status_code == 404 and path in ("/apps", "/accounts"):
-            raise DemoError(f"{self.base} serves no Dropbox sandbox: start relaybox with --sandbox")
+            raise DemoError(
+                f"{self.base} serves no {self.name} sandbox: start relaybox with --sandbox"
+            )
         if not answer.is_success:
             raise DemoError(
                 f"the sandbox refused {path} ({answer.status_code}): {_message(answer)}"
@@ -139,13 +151,21 @@ class Demo:
         )
         return key, secret
 
+    async def new_account(self) -> str:
+        """The sandbox's demo account (made if absent)."""
+        made = await self.control("POST", "/accounts", json={"email": DEMO_EMAIL})
+        return str(made["account_id"])
+
+    def files_page(self, account: str) -> str:
+        return f"{self.sandbox}/_sandbox/ui?account_id={account}"
+
     async def connect(
         self, app_key: str, app_secret: str, account: str, callback: str, signature_key: str
     ) -> dict[str, Any]:
         """Connect `account` as a client would: OAuth URL, consent, `POST /instances`."""
         answer = await self.platform(
             "GET",
-            "/elements/dropbox/oauth/url",
+            f"/elements/{self.element}/oauth/url",
             params={
                 "apiKey": app_key,
                 "apiSecret": app_secret,
@@ -161,7 +181,7 @@ class Demo:
             self.http.build_request(
                 "POST",
                 oauth_url._replace(query="").geturl(),
-                data={**query, "account_id": account, "decision": "allow"},
+                data={**query, self.account_field: account, "decision": "allow"},
             )
         )
         location = consent.headers.get("location", "")
@@ -175,13 +195,14 @@ class Demo:
             "POST",
             "/instances",
             json={
-                "element": {"key": "dropbox"},
+                "element": {"key": self.element},
                 "providerData": {"code": code},
                 "name": f"demo {secrets.token_hex(3)}",
                 "tags": ["demo"],
                 "configuration": {
                     "oauth.api.key": app_key,
                     "oauth.api.secret": app_secret,
+                    # the redirect of the consent: Google wants it again at the exchange
                     "oauth.callback.url": OAUTH_CALLBACK,
                     "event.notification.enabled": True,
                     "event.notification.callback.url": callback,
@@ -194,6 +215,11 @@ class Demo:
                 f"creating the instance failed ({created.status_code}): {_message(created)}"
             )
         return dict(created.json())
+
+    async def watched(self, account: str) -> str | None:
+        """Wait until the provider tells relaybox of the account's changes; what to say
+        about it (Dropbox: nothing to wait for, its app's webhook is registered)."""
+        return None
 
     async def remove(self, instance_id: int) -> None:
         answer = await self.platform("DELETE", f"/instances/{instance_id}")
@@ -213,8 +239,90 @@ class Demo:
             ("DELETE", f"{one}/files", {"params": {"path": folder}}),
         ]
         for method, path, kwargs in steps:
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(STEP_SECONDS)
             await self.control(method, path, **kwargs)
+
+
+class DriveDemo(Demo):
+    """The same tour against the Google Drive sandbox (`/sandbox/gdrive`): an OAuth client
+    of the demo's own, Google's consent page, a push channel relaybox opens for the
+    account, and the same changes made through the sandbox's control API."""
+
+    element = "googledrive"
+    name = "Google Drive"
+    mounted_at = "/sandbox/gdrive"
+    account_field = "permission_id"
+
+    def __init__(
+        self, http: httpx.AsyncClient, base: str, auth: str, sandbox_token: str | None
+    ) -> None:
+        super().__init__(http, base, auth, sandbox_token)
+        self.channels_before: set[str] = set()
+
+    async def register_app(self) -> tuple[str, str]:
+        """An OAuth client of the demo's own; Google checks its redirect URI exactly."""
+        client_id = f"relaybox-demo-{secrets.token_hex(4)}.apps.googleusercontent.com"
+        secret = secrets.token_urlsafe(24)
+        await self.control(
+            "POST",
+            "/apps",
+            json={
+                "client_id": client_id,
+                "client_secret": secret,
+                "name": "relaybox demo",
+                "redirect_uris": [OAUTH_CALLBACK],
+            },
+        )
+        return client_id, secret
+
+    async def new_account(self) -> str:
+        made = await self.control("POST", "/accounts", json={"email": DEMO_EMAIL})
+        account = str(made["permission_id"])
+        self.channels_before = {c["id"] for c in await self._channels(account)}
+        return account
+
+    def files_page(self, account: str) -> str:
+        return f"{self.sandbox}/_sandbox/ui?account={account}"
+
+    async def _channels(self, account: str) -> list[dict[str, Any]]:
+        listed = (await self.control("GET", "/channels"))["channels"]
+        return [c for c in listed if c["permission_id"] == account and c["state"] == "live"]
+
+    async def watched(self, account: str) -> str | None:
+        """Changes reach relaybox once it has opened its push channel for the account."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANNEL_WAIT
+        while loop.time() < deadline:
+            for channel in await self._channels(account):
+                if channel["id"] not in self.channels_before:
+                    return f"relaybox opened push channel {channel['id']} for the account"
+            await asyncio.sleep(0.2)
+        raise DemoError(
+            f"relaybox opened no push channel for the account within {CHANNEL_WAIT:g} s: "
+            "are its workers running (not --no-workers)?"
+        )
+
+    async def make_changes(self, account: str) -> None:
+        files = f"/accounts/{account}/files"
+
+        async def create(**fields: Any) -> str:
+            return str((await self.control("POST", files, json=fields))["id"])
+
+        await asyncio.sleep(STEP_SECONDS)
+        folder = await create(name=f"demo-{secrets.token_hex(2)}", folder=True)
+        hello = await create(name="hello.txt", parent=folder, content="hello")
+        steps: list[tuple[str, str, dict[str, Any]]] = [
+            ("PATCH", f"{files}/{hello}", {"json": {"content": "hello, again"}}),
+            ("PATCH", f"{files}/{hello}", {"json": {"name": "greeting.txt"}}),
+            ("DELETE", f"{files}/{folder}", {}),
+        ]
+        for method, path, kwargs in steps:
+            await asyncio.sleep(STEP_SECONDS)
+            await self.control(method, path, **kwargs)
+
+
+DEMOS: dict[str, type[Demo]] = {"dropbox": Demo, "googledrive": DriveDemo}
+"""The tour of each provider, by element key (`relaybox demo --element`)."""
 
 
 class _Receiver(uvicorn.Server):
@@ -246,8 +354,12 @@ async def run_demo(
     changes: bool,
     show: Callable[[str], None],
     sandbox_token: str | None = None,
+    element: str = "dropbox",
 ) -> None:
-    """Run until Ctrl+C or SIGTERM (or an error: `DemoError`), then delete the instance."""
+    """Run until Ctrl+C or SIGTERM (or an error: `DemoError`), then delete the instance.
+    `element` chooses the provider whose sandbox account is connected (`DEMOS`)."""
+    if element not in DEMOS:
+        raise DemoError(f"no demo for element {element!r} (known: {', '.join(DEMOS)})")
     signature_key = secrets.token_urlsafe(16)
     sock = _listen(port)
     server = _Receiver(
@@ -262,20 +374,22 @@ async def run_demo(
     instance: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(timeout=30) as http:
-            demo = Demo(http, base, auth, sandbox_token)
+            demo = DEMOS[element](http, base, auth, sandbox_token)
             try:
                 app_key, app_secret = await demo.register_app()
-                account = str(
-                    (await demo.control("POST", "/accounts", json={"email": DEMO_EMAIL}))[
-                        "account_id"
-                    ]
-                )
+                account = await demo.new_account()
                 instance = await demo.connect(
                     app_key, app_secret, account, DEMO_CALLBACK.format(port=port), signature_key
                 )
-                show(f"instance {instance['id']} connected to {account}; events go to port {port}")
                 show(
-                    f"change files at {demo.sandbox}/_sandbox/ui and watch them arrive here "
+                    f"instance {instance['id']} connected to {demo.name} account {account}; "
+                    f"events go to port {port}"
+                )
+                said = await demo.watched(account)
+                if said:
+                    show(said)
+                show(
+                    f"change files at {demo.files_page(account)} and watch them arrive here "
                     "(Ctrl+C stops and removes the instance)"
                 )
                 if changes:

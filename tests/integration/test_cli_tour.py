@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -102,13 +103,17 @@ def credential(server: Server) -> str:
     return auth.group(1)
 
 
-def test_demo_prints_signed_events(server: Server, tmp_path: Path) -> None:
-    base, auth = server.base, credential(server)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    demo = demo_process(server, elsewhere, "--url", base, env={"RELAYBOX_DEMO_AUTH": auth})
+def tour(server: Server, cwd: Path, *args: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Run `relaybox demo ARGS` until its tour's last event, then Ctrl+C: what it printed,
+    and the instances relaybox held while it ran."""
+    auth = credential(server)
+    demo = demo_process(server, cwd, "--url", server.base, *args, env={"RELAYBOX_DEMO_AUTH": auth})
     try:
-        out = read_until(demo, r"DELETED", timeout=60)
+        out = read_until(demo, r"connected to", timeout=60)
+        held = httpx.get(
+            f"{server.base}/elements/api-v2/instances", headers={"Authorization": auth}, timeout=10
+        ).json()
+        out += read_until(demo, r"DELETED", timeout=60)
         demo.send_signal(signal.SIGINT)  # Ctrl+C
         out += read_until(demo, r"instance \d+ removed", timeout=30)
         assert demo.wait(timeout=30) == 0
@@ -116,9 +121,8 @@ def test_demo_prints_signed_events(server: Server, tmp_path: Path) -> None:
         if demo.poll() is None:
             demo.kill()
             demo.wait()
-    assert not (elsewhere / "relaybox-data").exists()
     instances = httpx.get(
-        f"{base}/elements/api-v2/instances", headers={"Authorization": auth}, timeout=10
+        f"{server.base}/elements/api-v2/instances", headers={"Authorization": auth}, timeout=10
     )
     assert instances.json() == [], "the demo removes its instance when it ends"
     events = [line for line in out if line.split(" ")[0] in {"CREATED", "UPDATED", "DELETED"}]
@@ -129,11 +133,38 @@ def test_demo_prints_signed_events(server: Server, tmp_path: Path) -> None:
         ["UPDATED", "files"],
         ["DELETED", "folders"],
     ]
-    assert "->" in events[3]
+    assert "->" in events[3] and events[3].split()[2].endswith("/hello.txt")
+    assert events[3].split()[4].endswith("/greeting.txt")
     assert all(line.endswith("signature ok") for line in events)
+    return out, list(held)
+
+
+def test_demo_prints_signed_events(server: Server, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out, held = tour(server, elsewhere)
+    assert not (elsewhere / "relaybox-data").exists()
+    assert [i["element"]["key"] for i in held] == ["dropbox"]
+    assert any(f"{server.base}/sandbox/_sandbox/ui?account_id=dbid:" in line for line in out)
     logged = read_until(server.process, r"oauth/url")
     assert "apiSecret=***" in logged[-1]
     assert not re.search(r"apiSecret=(?!\*\*\*)", "\n".join(logged)), "secrets stay out of logs"
+
+
+def test_demo_of_google_drive_prints_signed_events(server: Server, tmp_path: Path) -> None:
+    """`--element googledrive`: the same tour through the Google Drive sandbox, its consent
+    page and the push channel relaybox opens for the account."""
+    assert "[--element googledrive]" in "\n".join(server.lines)
+    out, held = tour(server, tmp_path, "--element", "googledrive")
+    [instance] = held
+    assert instance["element"]["key"] == "googledrive"
+    assert instance["eventSource"] == "webhooks"
+    assert instance["providerData"]["accountId"] in out[0]
+    assert "connected to Google Drive account" in out[0]
+    assert re.match(r"relaybox opened push channel \S+ for the account$", out[1])
+    assert f"change files at {server.base}/sandbox/gdrive/_sandbox/ui?account=" in out[2]
+    logged = read_until(server.process, r"oauth/url")
+    assert "/elements/googledrive/oauth/url" in logged[-1] and "apiSecret=***" in logged[-1]
 
 
 def test_demo_stops_on_sigterm_and_removes_its_instance(server: Server, tmp_path: Path) -> None:
