@@ -12,26 +12,18 @@ Work runs as asyncio tasks on the loop that serves the sandbox, started on first
 """
 
 import asyncio
-import ssl
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from relaybox.gdrive_sandbox import ids
-from relaybox.gdrive_sandbox.errors import JSON
 from relaybox.gdrive_sandbox.model import Channel
+from relaybox.sandbox_kit.sender import Sender
 
 USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 SUCCESS = frozenset({102, 200, 201, 202, 204})
 RETRIED = frozenset({500, 502, 503, 504})
-REFUSED = (httpx.HTTPError, ValueError)
-"""What a failed send raises: httpx's errors, and ValueError from a transport that refuses
-the target (``relaybox serve --sandbox`` installs the callbacks' SSRF guard)."""
-LOG_SIZE = 1000
 
 
 @dataclass
@@ -58,29 +50,21 @@ def headers(message: Message) -> dict[str, str]:
     return out
 
 
-class PushSender:
+class PushSender(Sender):
     def __init__(
         self,
         now: Callable[[], float],
         on_numbered: Callable[[], None],
         delay: float = 0.2,
     ) -> None:
+        super().__init__(retry_base=0.5, retry_cap=30.0)
         self.now = now
         self._on_numbered = on_numbered
         self.delay = delay
-        self.retry_base = 0.5
-        """First retry delay in seconds; doubles with each attempt, capped at ``retry_cap``."""
-        self.retry_cap = 30.0
         self.attempts = 6
-        self.transport: httpx.AsyncBaseTransport | None = None
-        """Replace the network (relaybox installs a guarded one)."""
-        self.verify: ssl.SSLContext | bool = True
-        self.log: deque[JSON] = deque(maxlen=LOG_SIZE)
         self._queues: dict[str, list[Message]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._deferred: set[str] = set()
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --------------------------------------------------------------- queueing
 
@@ -111,14 +95,10 @@ class PushSender:
     # ------------------------------------------------------------------ tasks
 
     def _ensure_worker(self, key: str) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = self._running_loop()
+        if loop is None:
             self._deferred.add(key)
             return
-        if loop is not self._loop:  # first use, or a new loop after the old one closed
-            self._loop, self._client = loop, None
-            self._workers.clear()
         if key not in self._workers:
             self._workers[key] = loop.create_task(self._drain(key))
 
@@ -129,28 +109,13 @@ class PushSender:
             if self._queues.get(key):
                 self._ensure_worker(key)
 
-    async def aclose(self) -> None:
-        tasks = list(self._workers.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _forget_tasks(self) -> None:
         self._workers.clear()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self.transport,
-                verify=self.verify,
-                timeout=10.0,
-                follow_redirects=False,
-                # no idle keep-alive: mounted in the server it posts to, an idle
-                # connection to itself would hold up that server's shutdown
-                limits=httpx.Limits(max_keepalive_connections=0),
-            )
-        return self._client
+    async def aclose(self) -> None:
+        await self._cancel(self._workers.values())
+        self._forget_tasks()
+        await self._close_client()
 
     async def _drain(self, key: str) -> None:
         try:
@@ -184,24 +149,19 @@ class PushSender:
                     channel, state=message.state, message_number=message.number, skipped=dead
                 )
                 return
-            status: int | None = None
-            error = None
-            try:
-                answer = await self._http().post(channel.address, content=b"", headers=sent)
-                status = answer.status_code
-            except REFUSED as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            answer = await self._send("POST", channel.address, content=b"", headers=sent)
+            status = answer.status
             self._record(
                 channel,
                 state=message.state,
                 message_number=message.number,
                 attempt=attempt + 1,
                 status=status,
-                error=error,
+                error=answer.error,
             )
             if status in SUCCESS or (status is not None and status not in RETRIED):
                 return
-            await asyncio.sleep(min(self.retry_base * 2**attempt, self.retry_cap))
+            await asyncio.sleep(self._backoff(attempt))
 
     def _record(self, channel: Channel, **fields: Any) -> None:
         self.log.append(

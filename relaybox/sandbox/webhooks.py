@@ -13,22 +13,14 @@ import hashlib
 import hmac
 import json
 import secrets
-import ssl
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 from relaybox.sandbox.model import App
-from relaybox.sandbox.types import JSON
+from relaybox.sandbox_kit.sender import Sender
 
-LOG_SIZE = 1000
-REFUSED = (httpx.HTTPError, ValueError)
-"""What a failed send raises: httpx's errors, and ValueError from a transport that
-refuses the target (``relaybox serve --sandbox`` installs the callbacks' SSRF guard)."""
 USER_AGENT = "DropboxWebhooks/1.0"
 
 
@@ -46,51 +38,40 @@ def notification_body(accounts: dict[str, int]) -> bytes:
     return json.dumps(body).encode()
 
 
-class WebhookSender:
+class WebhookSender(Sender):
     def __init__(
         self,
         find_app: Callable[[str], App | None],
         on_verified: Callable[[], None],
         delay: float = 0.2,
     ) -> None:
+        super().__init__(retry_base=0.1, retry_cap=5.0)
         self._find_app = find_app
         self._on_verified = on_verified
         self.delay = delay
-        self.retry_base = 0.1
-        """First retry delay in seconds; doubles with each attempt, capped at ``retry_cap``."""
-        self.retry_cap = 5.0
         self.notify_attempts = 8
         self.challenge_attempts = 30
-        self.transport: httpx.AsyncBaseTransport | None = None
-        """Replace the network (tests use ``httpx.MockTransport``; relaybox, a guarded one)."""
-        self.verify: ssl.SSLContext | bool = True
-        """TLS verification of webhook URIs: True, False, or a context trusting a private CA."""
-        self.log: deque[JSON] = deque(maxlen=LOG_SIZE)
         self._pending: dict[str, dict[str, int]] = {}
         self._flushers: dict[str, asyncio.Task[None]] = {}
         self._challenges: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ tasks
 
     def _spawn(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None] | None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if self._running_loop() is None:
             self._deferred.append(factory)
             return None
-        if loop is not self._loop:  # first use, or a new loop after the old one closed
-            self._loop, self._client = loop, None
-            self._tasks.clear()
-            self._flushers.clear()
-            self._challenges.clear()
         deferred, self._deferred = self._deferred, []
         for earlier in deferred:
             self._start_task(earlier)
         return self._start_task(factory)
+
+    def _forget_tasks(self) -> None:
+        self._tasks.clear()
+        self._flushers.clear()
+        self._challenges.clear()
 
     def _start_task(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(factory())
@@ -107,32 +88,9 @@ class WebhookSender:
 
     async def aclose(self) -> None:
         """Cancel every pending challenge, notification and retry."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        self._flushers.clear()
-        self._challenges.clear()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self.transport,
-                verify=self.verify,
-                timeout=10.0,
-                follow_redirects=False,
-                # no idle keep-alive: mounted in the server it posts to, an idle
-                # connection to itself would hold up that server's shutdown
-                limits=httpx.Limits(max_keepalive_connections=0),
-            )
-        return self._client
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.retry_base * 2**attempt, self.retry_cap))
+        await self._cancel(self._tasks)
+        self._forget_tasks()
+        await self._close_client()
 
     def _record(self, kind: str, app: App, **fields: Any) -> None:
         self.log.append({"time": time.time(), "kind": kind, "app_key": app.key, **fields})
@@ -155,22 +113,16 @@ class WebhookSender:
         for attempt in range(self.challenge_attempts):
             challenge = secrets.token_urlsafe(16)
             url = uri + ("&" if "?" in uri else "?") + urlencode({"challenge": challenge})
-            status: int | None = None
-            text, error = "", None
-            try:
-                answer = await self._http().get(url)
-                status, text = answer.status_code, answer.text
-            except REFUSED as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            ok = status == 200 and text == challenge
+            sent = await self._send("GET", url)
+            ok = sent.status == 200 and sent.text == challenge
             self._record(
                 "challenge",
                 app,
                 url=url,
                 attempt=attempt + 1,
-                status=status,
-                response=text[:2048],
-                error=error,
+                status=sent.status,
+                response=sent.text[:2048],
+                error=sent.error,
                 verified=ok,
             )
             if ok:
@@ -229,13 +181,7 @@ class WebhookSender:
             "X-Dropbox-Signature": signature(app.secret, body),
         }
         for attempt in range(self.notify_attempts):
-            status: int | None = None
-            text, error = "", None
-            try:
-                answer = await self._http().post(app.webhook_uri, content=body, headers=headers)
-                status, text = answer.status_code, answer.text
-            except REFUSED as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            sent = await self._send("POST", app.webhook_uri, content=body, headers=headers)
             self._record(
                 "notification",
                 app,
@@ -243,10 +189,10 @@ class WebhookSender:
                 attempt=attempt + 1,
                 body=body.decode(),
                 signature=headers["X-Dropbox-Signature"],
-                status=status,
-                response=text[:2048],
-                error=error,
+                status=sent.status,
+                response=sent.text[:2048],
+                error=sent.error,
             )
-            if status == 200:
+            if sent.status == 200:
                 return
             await asyncio.sleep(self._backoff(attempt))

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 import relaybox
 from relaybox.sandbox_kit import control
 from relaybox.sandbox_kit.control import ControlError
+from relaybox.sandbox_kit.sender import Sender, Sent
 from relaybox.sandbox_kit.statefile import StateFile, content_decoded, with_content
 
 PACKAGE = pathlib.Path(relaybox.__file__).parent
@@ -152,3 +153,24 @@ def test_count_fields() -> None:
         with pytest.raises(ControlError, match="count: expected a non-negative integer"):
             control.count({"count": wrong}, "count", 1)
     assert control.text({}, "name", required=False) is None
+
+
+async def test_a_send_answers_the_status_and_text_or_the_error_instead() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "down.test":
+            raise httpx.ConnectError("no route")
+        if request.url.host == "refused.test":
+            raise ValueError("private address")
+        return httpx.Response(201, text=request.method + " " + request.content.decode())
+
+    sender = Sender(retry_base=0.5, retry_cap=3.0)
+    sender.transport = httpx.MockTransport(answer)
+    assert await sender._send("POST", "http://up.test/", content=b"hi") == Sent(201, "POST hi")
+    assert await sender._send("GET", "http://down.test/") == Sent(
+        None, error="ConnectError: no route"
+    )
+    assert await sender._send("GET", "http://refused.test/") == Sent(
+        None, error="ValueError: private address"
+    )
+    assert [sender._backoff(n) for n in range(4)] == [0.5, 1.0, 2.0, 3.0]
+    await sender._close_client()
