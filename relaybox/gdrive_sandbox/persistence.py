@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from relaybox.gdrive_sandbox.drive import Drive
 from relaybox.gdrive_sandbox.errors import JSON
 from relaybox.gdrive_sandbox.model import Account, App, Channel, DriveFile, LoggedChange
-from relaybox.gdrive_sandbox.tokens import AccessToken, AuthCode, RefreshToken
 from relaybox.sandbox_kit.statefile import content_decoded, with_content
 
 if TYPE_CHECKING:
@@ -38,15 +37,12 @@ def dump(sandbox: "DriveSandbox") -> JSON:
         fields["drive"] = _drive(sandbox.drives[key])
         fields["page_token_base"] = sandbox.page_token_base[key]
         accounts.append(fields)
-    tokens = sandbox.tokens
     return {
         "version": VERSION,
         "time_offset": sandbox.time_offset,
         "apps": [dataclasses.asdict(a) for a in sandbox.apps.values()],
         "accounts": accounts,
-        "codes": [dataclasses.asdict(c) for c in tokens.codes.values()],
-        "access_tokens": [dataclasses.asdict(t) for t in tokens.access.values()],
-        "refresh_tokens": [dataclasses.asdict(t) for t in tokens.refresh.values()],
+        **sandbox.tokens.dump(),
         "channels": [dataclasses.asdict(c) for c in sandbox.channels.values()],
     }
 
@@ -75,15 +71,7 @@ def load(sandbox: "DriveSandbox", data: dict[str, Any]) -> None:
         sandbox.accounts[key] = account
         sandbox.drives[key] = _load_drive(drive_data, account.root_id)
         sandbox.page_token_base[key] = base
-    for fields in data["codes"]:
-        code = AuthCode(**fields)
-        sandbox.tokens.codes[code.code] = code
-    for fields in data["access_tokens"]:
-        access = AccessToken(**fields)
-        sandbox.tokens.access[access.token] = access
-    for fields in data["refresh_tokens"]:
-        refresh = RefreshToken(**fields)
-        sandbox.tokens.refresh[refresh.token] = refresh
+    sandbox.tokens.load(data)
     for fields in data["channels"]:
         channel = Channel(**fields)
         sandbox.channels[channel.resource_id] = channel

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from relaybox.gdrive_sandbox import ids
 from relaybox.gdrive_sandbox.errors import OAuthError
+from relaybox.sandbox_kit.tokens import TokenTables
 
 ACCESS_TOKEN_LIFETIME = 3599
 CODE_LIFETIME = 600
@@ -77,12 +78,9 @@ class TokenRejected(Exception):
     """An access token Google would refuse (unknown, expired or revoked)."""
 
 
-class TokenStore:
+class TokenStore(TokenTables[AuthCode, AccessToken, RefreshToken]):
     def __init__(self, now: Callable[[], float]) -> None:
-        self.now = now
-        self.codes: dict[str, AuthCode] = {}
-        self.access: dict[str, AccessToken] = {}
-        self.refresh: dict[str, RefreshToken] = {}
+        super().__init__(now, "permission_id", AuthCode, AccessToken, RefreshToken)
 
     def _has_grant(self, client_id: str, permission_id: str) -> bool:
         return any(
@@ -179,17 +177,3 @@ class TokenStore:
             for other in self.access.values():
                 if other.refresh_token == refresh.token:
                     other.revoked = True
-
-    def revoke_account(self, permission_id: str) -> None:
-        for group in (self.access.values(), self.refresh.values()):
-            for item in group:
-                if item.permission_id == permission_id:
-                    item.revoked = True
-        for code in self.codes.values():
-            if code.permission_id == permission_id:
-                code.used = True
-
-    def expire_all(self) -> None:
-        now = self.now()
-        for token in self.access.values():
-            token.expires_at = min(token.expires_at, now)

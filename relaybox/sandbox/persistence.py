@@ -9,7 +9,6 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from relaybox.sandbox.model import Account, App, Change, Node
-from relaybox.sandbox.tokens import AccessToken, AuthCode, RefreshToken
 from relaybox.sandbox.tree import FileTree
 from relaybox.sandbox.types import JSON
 from relaybox.sandbox_kit.statefile import content_decoded, with_content
@@ -35,15 +34,12 @@ def dump(sandbox: "Sandbox") -> JSON:
         fields["authorized_apps"] = sorted(account.authorized_apps)
         fields["tree"] = _tree(sandbox.trees[account.account_id])
         accounts.append(fields)
-    tokens = sandbox.tokens
     return {
         "version": VERSION,
         "cursor_epoch": sandbox.cursor_epoch,
         "apps": [dataclasses.asdict(a) for a in sandbox.apps.values()],
         "accounts": accounts,
-        "codes": [dataclasses.asdict(c) for c in tokens.codes.values()],
-        "access_tokens": [dataclasses.asdict(t) for t in tokens.access.values()],
-        "refresh_tokens": [dataclasses.asdict(t) for t in tokens.refresh.values()],
+        **sandbox.tokens.dump(),
     }
 
 
@@ -68,12 +64,4 @@ def load(sandbox: "Sandbox", data: dict[str, Any]) -> None:
         account = Account(**{**fields, "authorized_apps": set(fields["authorized_apps"])})
         sandbox.accounts[account.account_id] = account
         sandbox.trees[account.account_id] = tree
-    for fields in data["codes"]:
-        code = AuthCode(**fields)
-        sandbox.tokens.codes[code.code] = code
-    for fields in data["access_tokens"]:
-        access = AccessToken(**fields)
-        sandbox.tokens.access[access.token] = access
-    for fields in data["refresh_tokens"]:
-        refresh = RefreshToken(**fields)
-        sandbox.tokens.refresh[refresh.token] = refresh
+    sandbox.tokens.load(data)

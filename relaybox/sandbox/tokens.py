@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 
 from relaybox.sandbox import ids
+from relaybox.sandbox_kit.tokens import TokenTables
 
 ACCESS_TOKEN_LIFETIME = 14400
 SCOPE = (
@@ -57,11 +58,9 @@ class RefreshToken:
     revoked: bool = False
 
 
-class TokenStore:
+class TokenStore(TokenTables[AuthCode, AccessToken, RefreshToken]):
     def __init__(self) -> None:
-        self.codes: dict[str, AuthCode] = {}
-        self.access: dict[str, AccessToken] = {}
-        self.refresh: dict[str, RefreshToken] = {}
+        super().__init__(time.time, "account_id", AuthCode, AccessToken, RefreshToken)
 
     def issue_code(
         self,
@@ -79,7 +78,7 @@ class TokenStore:
             ids.new_access_token(),
             app_key,
             account_id,
-            time.time() + ACCESS_TOKEN_LIFETIME,
+            self.now() + ACCESS_TOKEN_LIFETIME,
             refresh,
         )
         self.access[token.token] = token
@@ -113,7 +112,7 @@ class TokenStore:
         found = self.access.get(token)
         if found is None or found.revoked:
             raise TokenRejected("invalid_access_token")
-        if found.expires_at <= time.time():
+        if found.expires_at <= self.now():
             raise TokenRejected("expired_access_token")
         return found
 
@@ -126,17 +125,3 @@ class TokenStore:
         for other in self.access.values():
             if other.refresh_token == token.refresh_token:
                 other.revoked = True
-
-    def revoke_account(self, account_id: str) -> None:
-        for group in (self.access.values(), self.refresh.values()):
-            for item in group:
-                if item.account_id == account_id:
-                    item.revoked = True
-        for code in self.codes.values():
-            if code.account_id == account_id:
-                code.used = True
-
-    def expire_all(self) -> None:
-        now = time.time()
-        for token in self.access.values():
-            token.expires_at = min(token.expires_at, now)

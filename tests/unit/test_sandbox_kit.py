@@ -19,6 +19,7 @@ from relaybox.sandbox_kit import control
 from relaybox.sandbox_kit.control import ControlError
 from relaybox.sandbox_kit.sender import Sender, Sent
 from relaybox.sandbox_kit.statefile import StateFile, content_decoded, with_content
+from relaybox.sandbox_kit.tokens import TokenTables
 
 PACKAGE = pathlib.Path(relaybox.__file__).parent
 
@@ -174,3 +175,51 @@ async def test_a_send_answers_the_status_and_text_or_the_error_instead() -> None
     )
     assert [sender._backoff(n) for n in range(4)] == [0.5, 1.0, 2.0, 3.0]
     await sender._close_client()
+
+
+@dataclass
+class Code:
+    code: str
+    user: str
+    used: bool = False
+
+
+@dataclass
+class Access:
+    token: str
+    user: str
+    expires_at: float
+    revoked: bool = False
+
+
+@dataclass
+class Refresh:
+    token: str
+    user: str
+    revoked: bool = False
+
+
+def test_token_tables_are_saved_revoked_by_account_and_expired() -> None:
+    now = [1000.0]
+    tables = TokenTables(lambda: now[0], "user", Code, Access, Refresh)
+    tables.codes = {"c1": Code("c1", "ann"), "c2": Code("c2", "bob")}
+    tables.access = {"a1": Access("a1", "ann", 2000.0), "a2": Access("a2", "bob", 900.0)}
+    tables.refresh = {"r1": Refresh("r1", "ann"), "r2": Refresh("r2", "bob")}
+    saved = json.loads(json.dumps(tables.dump()))
+    assert saved["codes"][0] == {"code": "c1", "user": "ann", "used": False}
+    assert [t["token"] for t in saved["access_tokens"]] == ["a1", "a2"]
+    again = TokenTables(lambda: now[0], "user", Code, Access, Refresh)
+    again.load(saved)
+    assert (again.codes, again.access, again.refresh) == (
+        tables.codes,
+        tables.access,
+        tables.refresh,
+    )
+
+    again.revoke_account("ann")
+    assert [c.used for c in again.codes.values()] == [True, False]
+    assert [t.revoked for t in again.access.values()] == [True, False]
+    assert [t.revoked for t in again.refresh.values()] == [True, False]
+
+    again.expire_all()
+    assert [t.expires_at for t in again.access.values()] == [1000.0, 900.0]
