@@ -37,7 +37,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from relaybox.core.instance_config import config_id
+from relaybox.gdrive_sandbox.app import create_app as create_gdrive
+from tests.support.servers import serving
 from tests.support.stack import APP_KEY, APP_SECRET, AUTH, OAUTH_CALLBACK, running_stack
+
+GOOGLE_HOSTS = ("api", "oauth", "accounts")
 
 EXAMPLES = 45
 """Generated schema-valid cases per operation; operations with few possible inputs get fewer."""
@@ -232,7 +236,13 @@ def fuzz(base_url: str, real: Real) -> Report:
 
 async def test_generated_requests_get_documented_answers(tmp_path: Path) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'relaybox.db'}"
-    async with running_stack(tmp_path, database_url) as stack:
+    # Google Drive instances are created against the Drive sandbox: Google answers at once.
+    async with (
+        serving(create_gdrive()) as google,
+        running_stack(
+            tmp_path, database_url, **{f"googledrive_{h}_url": google for h in GOOGLE_HOSTS}
+        ) as stack,
+    ):
         account = await stack.new_account("fuzz@example.com")
         instance = await stack.connect(account, **{CLIENT_KEY: "true"})
         await stack.upload(account, "/a.txt", b"a")
