@@ -55,6 +55,14 @@ async def move(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
     await stack.update(account, ids["q2"], parent=ids["archive"])
 
 
+async def rename_folder(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
+    await stack.update(account, ids["reports"], name="Reports-2026")
+
+
+async def edit_inside(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
+    await stack.update(account, ids["q1"], content="one, final")
+
+
 async def trash_and_delete(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
     await stack.update(account, ids["notes"], trashed=True)
     await stack.delete(account, ids["archive"])  # with q2-final.txt inside
@@ -79,6 +87,9 @@ STEPS: list[tuple[Step, list[tuple[str, str, str, str | None]]]] = [
         ],
     ),
     (move, [("UPDATED", "files", "/Reports/q2-final.txt", "/Archive/q2-final.txt")]),
+    # Drive reports the folder alone; its content moves with it in the index.
+    (rename_folder, [("UPDATED", "folders", "/Reports", "/Reports-2026")]),
+    (edit_inside, [("UPDATED", "files", "/Reports-2026/q1.txt", None)]),
     (
         trash_and_delete,
         [("DELETED", "files", "/notes.txt", None), ("DELETED", "folders", "/Archive", None)],
