@@ -5,7 +5,8 @@ The journey: choose Google Drive on the connect form (which offers no longpoll),
 Google's (the sandbox's) page, come back to an instance page that says Google Drive, see a
 file made on the sandbox's files page arrive as a signed event, and re-authenticate at
 Google once the grant is revoked. The console's CSP lets its forms lead to both providers'
-consent pages (each on its own origin here), and refuses a longpoll Drive instance.
+consent pages (each on its own origin here), and refuses a longpoll Drive instance. Then
+the README's tour: `relaybox serve --sandbox` and its seeded Google client, in the console.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from tests.browser.test_console import (
     browser,  # noqa: F401  (fixture)
     reload_until,
     sign_in,
+)
+from tests.integration.test_cli_tour import (
+    Server,
+    credential,
+    server,  # noqa: F401  (fixture: `relaybox serve --sandbox` as a child process)
 )
 from tests.support.servers import CallbackReceiver, eventually, serving
 from tests.support.stack import AUTH, ORG_SECRET, USER_SECRET, Stack
@@ -257,4 +263,49 @@ async def test_connect_google_drive_see_an_event_and_reauthenticate(
         for secret in (CLIENT_SECRET, SIGNATURE_KEY, USER_SECRET, ORG_SECRET, instance["token"]):
             assert secret not in html
     assert CREDENTIAL not in "".join(pages.seen)
+    await context.close()
+
+
+async def test_the_tour_connects_the_sandbox_google_drive_in_the_console(
+    browser: Browser,  # noqa: F811
+    server: Server,  # noqa: F811
+) -> None:
+    """README's tour, step 5, with Google Drive: `relaybox serve --sandbox` as a newcomer
+    runs it, its seeded client id and secret typed into the console, the seeded account's
+    consent, and a file made on the sandbox's files page shown on the instance page."""
+    printed = "\n".join(server.lines)
+    secret = re.search(r"app secret: (\S+)", printed)
+    client_id = re.search(r"client id: (\S+)", printed)
+    assert secret is not None and client_id is not None
+    receiver = CallbackReceiver()
+    context = await browser.new_context()
+    page = await context.new_page()
+    async with serving(receiver.app()) as receiver_url:
+        await page.goto(f"{server.base}/ui/signin")
+        await page.get_by_label("Credential").fill(credential(server))
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("link", name="Connect an account").first.click()
+        await page.get_by_role("navigation", name="Provider").get_by_text("Google Drive").click()
+        await page.get_by_label("Name").fill("tour drive")
+        await page.get_by_label("Client ID").fill(client_id.group(1))
+        await page.get_by_label("Client secret").fill(secret.group(1))
+        await page.get_by_label("Callback URL for events").fill(f"{receiver_url}/events")
+        await page.get_by_role("button", name="Continue to Google Drive").click()
+        await expect(page).to_have_url(re.compile(r"/sandbox/gdrive/o/oauth2/v2/auth\?"))
+        await expect(page.locator("#permission_id")).to_contain_text("demo@example.com")
+        await page.locator("#allow").click()
+        await expect(page.locator("#notice")).to_have_text("The account is connected.")
+        await expect(page.locator("#provider")).to_have_text("Google Drive")
+
+        files = await context.new_page()
+        await files.goto(f"{server.base}/sandbox/gdrive/_sandbox/ui")
+        await reload_until(files, "Channel id")  # the push channel relaybox opened
+        card = files.locator("section.card").filter(has_text="Create a folder")
+        await card.get_by_label("Name").fill("Made in the tour")
+        await card.get_by_role("button", name="Create folder").click()
+        row = page.locator("#events-table tbody tr").filter(has_text="/Made in the tour")
+        await expect(row).to_contain_text("CREATED", timeout=20_000)
+        await expect(row.get_by_role("link", name="delivered")).to_be_visible(timeout=20_000)
+    [event] = receiver.events()
+    assert event["elementKey"] == "googledrive" and event["objectType"] == "folders"
     await context.close()

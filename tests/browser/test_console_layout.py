@@ -58,6 +58,7 @@ async def test_every_page_fits_a_phone(browser: Browser, stack: Stack) -> None: 
         ("overview", f"{stack.relaybox}/ui/overview"),
         ("instances", f"{stack.relaybox}/ui/"),
         ("connect", f"{stack.relaybox}/ui/instances/new"),
+        ("connect-googledrive", f"{stack.relaybox}/ui/instances/new?element=googledrive"),
         ("instance", base),
         ("instance-filtered", f"{base}?type=CREATED&path=sub-folder"),
         ("delivery", f"{stack.relaybox}{delivery}"),
