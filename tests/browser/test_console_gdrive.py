@@ -234,6 +234,14 @@ async def test_connect_google_drive_see_an_event_and_reauthenticate(
     await stack.receiver.wait_for(lambda r: any(e["path"] == "/after.txt" for e in r.events()))
     assert signed(stack.receiver)
 
+    # Its edit form offers its own event sources; the overview names its provider too.
+    await page.goto(f"{instance_url}/edit")
+    await expect(page.get_by_label("Event source").locator("option")).to_have_text(
+        ["webhooks", "polling"]
+    )
+    await page.goto(f"{stack.relaybox}/ui/overview")
+    await expect(page.locator(f"#instance-{instance_id} .provider")).to_have_text("Google Drive")
+
     # Longpoll is refused for Google Drive even when a form asks for it, before consent.
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf is not None
