@@ -9,9 +9,10 @@ Every worker tick (runner.py) the keeper
    `RELAYBOX_GOOGLEDRIVE_CHANNEL_RENEW_SECONDS`, holding the instance's channel lease
    meanwhile. The new channel's row (with the hash of its secret token) is written before
    the provider is asked, since its first message may come before the answer; once it is
-   confirmed the instance's older channels are stopped. The two overlap, and a
+   confirmed the instance's older channels are stopped and one pass is asked for, which
+   reads whatever changed before the channel existed. The two channels overlap, and a
    notification only asks for a pass that reads from the instance's cursor, so nothing
-   that changes across a renewal is missed.
+   that changes before or across a renewal is missed.
 
 A deleted instance's channels are stopped by the instance service before its row goes.
 """
@@ -31,6 +32,7 @@ from relaybox.services.instances import InstanceService, stop_channel
 from relaybox.store import channels as stored
 from relaybox.store import tables
 from relaybox.store.db import transaction
+from relaybox.store.passes import request_pass
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,10 @@ class ChannelKeeper:
             await stored.confirm(session, channel)
             replaced = await stored.take(session, stored.others_of(instance_id, channel_id))
             await stored.release(session, instance_id)
+            # What changed before the channel existed (since the listing, or while none was
+            # live) was notified to no one: one pass from the cursor reads it.
+            await request_pass(session, [instance_id], None, now=self.runtime.clock.now())
+        self.runtime.wakeups.changes.set()
         log.info(
             "instance %s: push channel %s until %s", instance_id, channel_id, channel.expires_at
         )

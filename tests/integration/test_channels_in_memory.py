@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from relaybox.pipeline.channels import CHANNEL_LEASE, ChannelKeeper
 from relaybox.store import tables
 from relaybox.store.db import transaction
-from tests.support.memory_world import World, connect, memory_world
+from tests.support.memory_world import World, connect, events, memory_world, run_passes
 
 LIFETIME = 86_400  # the defaults: a channel lasts a day, renewed an hour before it ends
 RENEW = 3_600
@@ -102,3 +102,16 @@ async def test_an_expired_access_token_is_refreshed_to_make_a_channel(pushed: Wo
     pushed.clock.advance(2 * 3600)  # past the access token's life
     assert await keeper.tick() == 1
     assert pushed.memory.calls["refresh"] == 1
+
+
+async def test_what_changed_before_the_channel_existed_is_read_once_it_does(
+    pushed: World,
+) -> None:
+    keeper = ChannelKeeper(pushed.runtime)
+    account = pushed.memory.add_account("f@example.com")
+    instance_id = await connect(pushed, account)
+    pushed.memory.put(account, "/before-the-channel.txt")  # no channel: nobody is told
+    assert await run_passes(pushed) == 0
+    assert await keeper.tick() == 1
+    assert await run_passes(pushed) == 1
+    assert await events(pushed, instance_id) == [("CREATED", "/before-the-channel.txt", None)]

@@ -6,54 +6,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from relaybox.pipeline import changes
 from relaybox.pipeline.poller import Poller
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
-from relaybox.store.passes import request_pass
-from tests.support.memory_world import OWNER, World, connect, world
+from tests.support.memory_world import (
+    OWNER,
+    World,
+    ask,
+    connect,
+    events,
+    instance,
+    run_passes,
+    world,
+)
 
 __all__ = ["world"]  # the fixture
-
-
-async def ask(world: World, instance_id: int, times: int = 1) -> None:
-    for _ in range(times):
-        async with transaction(world.runtime.sessions) as session:
-            await request_pass(session, [instance_id], None, now=world.runtime.clock.now())
-
-
-async def run_passes(world: World) -> int:
-    """Claim and run every pass due now (at the clock's time); how many ran."""
-    commits = changes.pass_commits(world.runtime)
-    ran = 0
-    try:
-        while claimed := await changes.claim(world.runtime, OWNER):
-            for one in claimed:
-                await changes.ChangePass(world.runtime, one, commits).run()
-                ran += 1
-    finally:
-        await commits.close()
-    return ran
-
-
-async def events(world: World, instance_id: int) -> list[tuple[str, str, str | None]]:
-    async with transaction(world.runtime.sessions) as session:
-        rows = await session.execute(
-            select(tables.Event.event_type, tables.Event.path, tables.Event.new_path)
-            .where(tables.Event.instance_id == instance_id)
-            .order_by(tables.Event.id)
-        )
-        return [(t, p, n) for t, p, n in rows]
-
-
-async def instance(world: World, instance_id: int) -> tables.Instance:
-    async with transaction(world.runtime.sessions) as session:
-        row = await session.get(tables.Instance, instance_id)
-        assert row is not None
-        return row
 
 
 async def test_requests_made_before_a_pass_coalesce_into_one(world: World) -> None:

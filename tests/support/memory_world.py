@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from relaybox.config import Settings
 from relaybox.connectors.paging import list_account
 from relaybox.core.clock import ManualClock
 from relaybox.core.instance_config import parse_config
 from relaybox.crypto import new_secret, secret_hash
+from relaybox.pipeline import changes
 from relaybox.runtime import Runtime
 from relaybox.store import tables
 from relaybox.store.db import transaction
 from relaybox.store.index import replace_index
+from relaybox.store.passes import request_pass
 from tests.support.memory_connector import MemoryConnector
 
 OWNER = "worker-1"
@@ -108,3 +111,40 @@ async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks
         await session.flush()
         await replace_index(session, row.id, listing)
         return row.id
+
+
+async def ask(world: World, instance_id: int, times: int = 1) -> None:
+    for _ in range(times):
+        async with transaction(world.runtime.sessions) as session:
+            await request_pass(session, [instance_id], None, now=world.runtime.clock.now())
+
+
+async def run_passes(world: World) -> int:
+    """Claim and run every pass due now (at the clock's time); how many ran."""
+    commits = changes.pass_commits(world.runtime)
+    ran = 0
+    try:
+        while claimed := await changes.claim(world.runtime, OWNER):
+            for one in claimed:
+                await changes.ChangePass(world.runtime, one, commits).run()
+                ran += 1
+    finally:
+        await commits.close()
+    return ran
+
+
+async def events(world: World, instance_id: int) -> list[tuple[str, str, str | None]]:
+    async with transaction(world.runtime.sessions) as session:
+        rows = await session.execute(
+            select(tables.Event.event_type, tables.Event.path, tables.Event.new_path)
+            .where(tables.Event.instance_id == instance_id)
+            .order_by(tables.Event.id)
+        )
+        return [(t, p, n) for t, p, n in rows]
+
+
+async def instance(world: World, instance_id: int) -> tables.Instance:
+    async with transaction(world.runtime.sessions) as session:
+        row = await session.get(tables.Instance, instance_id)
+        assert row is not None
+        return row
