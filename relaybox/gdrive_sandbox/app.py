@@ -13,17 +13,15 @@ it in the same access middleware as the Dropbox sandbox (``relaybox/sandbox_serv
 
 import pathlib
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.templating import Jinja2Templates
+from starlette.routing import BaseRoute
 
 from relaybox.gdrive_sandbox import routes_control, routes_drive, routes_oauth, ui
 from relaybox.gdrive_sandbox.state import DriveSandbox
+from relaybox.sandbox_kit import pages
+from relaybox.sandbox_kit.app import sandbox_app
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 
@@ -35,26 +33,11 @@ def create_app(
 ) -> Starlette:
     """A new sandbox; its :class:`DriveSandbox` is ``app.state.sandbox``."""
     sandbox = DriveSandbox(push_delay=push_delay, state_file=state_file, clock=clock)
-    templates = Jinja2Templates(directory=str(TEMPLATES))
-
-    async def home(request: Request) -> Response:
-        return RedirectResponse(f"{request.scope.get('root_path', '')}{ui.UI}", 302)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        sandbox.start()
-        try:
-            yield
-        finally:
-            await sandbox.aclose()
-
+    templates = pages.templates(TEMPLATES)
     route_list: list[BaseRoute] = [
-        Route("/", home, methods=["GET"]),
         *routes_drive.routes(sandbox),
         *routes_oauth.routes(sandbox, templates),
         *routes_control.routes(sandbox),
         *ui.routes(sandbox, templates),
     ]
-    app = Starlette(routes=route_list, lifespan=lifespan)
-    app.state.sandbox = sandbox
-    return app
+    return sandbox_app(sandbox, route_list)

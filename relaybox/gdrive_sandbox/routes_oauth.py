@@ -11,10 +11,7 @@
 """
 
 import asyncio
-import base64
-import binascii
 import json
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -25,16 +22,10 @@ from relaybox.gdrive_sandbox.errors import JSON, NO_STORE, OAuthError, json_resp
 from relaybox.gdrive_sandbox.model import App
 from relaybox.gdrive_sandbox.state import DriveSandbox
 from relaybox.gdrive_sandbox.tokens import ACCESS_TOKEN_LIFETIME, KNOWN_SCOPES
+from relaybox.sandbox_kit.oauth import client_credentials, consenting_account, with_query
 
 AUTHORIZE = "/o/oauth2/v2/auth"
 OAUTH_DEFAULTS = {400: "invalid_request", 401: "invalid_client", 403: "access_denied"}
-
-
-def with_query(url: str, params: dict[str, str]) -> str:
-    """``url`` with ``params`` added to its query string."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 async def apply_fault(sandbox: DriveSandbox, method: str) -> None:
@@ -66,18 +57,6 @@ async def _form(request: Request) -> dict[str, str]:
     form = await request.form()
     merged.update({k: v for k, v in form.items() if isinstance(v, str)})
     return merged
-
-
-def _client(request: Request, form: dict[str, str]) -> tuple[str, str]:
-    """client_id and client_secret, from HTTP Basic auth or the form."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            key, _, secret = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return "", ""
-        return key, secret
-    return form.get("client_id", ""), form.get("client_secret", "")
 
 
 def consent_problem(sandbox: DriveSandbox, params: dict[str, str]) -> tuple[int, str] | None:
@@ -146,12 +125,13 @@ def routes(sandbox: DriveSandbox, templates: Jinja2Templates) -> list[Route]:
             return RedirectResponse(
                 with_query(redirect_uri, {"error": "access_denied", **extra}), 302
             )
-        email = form.get("new_email", "").strip()
-        if email:
-            permission_id = sandbox.create_account(email).permission_id
-        else:
-            permission_id = form.get("permission_id", "")
-        if permission_id not in sandbox.accounts:
+        permission_id = consenting_account(
+            form,
+            "permission_id",
+            sandbox.accounts,
+            lambda e: sandbox.create_account(e).permission_id,
+        )
+        if permission_id is None:
             return Response("Choose an account", 400, media_type="text/plain")
         scope = form["scope"]
         code = sandbox.authorize(
@@ -201,7 +181,7 @@ def routes(sandbox: DriveSandbox, templates: Jinja2Templates) -> list[Route]:
 
 
 def _grant(sandbox: DriveSandbox, request: Request, form: dict[str, str]) -> JSON:
-    key, secret = _client(request, form)
+    key, secret = client_credentials(request, form)
     app = sandbox.apps.get(key)
     if not key:
         raise OAuthError("invalid_request", "Could not determine client ID from request.")

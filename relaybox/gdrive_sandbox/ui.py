@@ -7,10 +7,10 @@ channels.
 """
 
 from typing import Any
-from urllib.parse import urlencode
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -20,20 +20,9 @@ from relaybox.gdrive_sandbox.errors import GoogleError
 from relaybox.gdrive_sandbox.model import FOLDER, DriveFile
 from relaybox.gdrive_sandbox.routes_control import guess_type
 from relaybox.gdrive_sandbox.state import DriveSandbox
+from relaybox.sandbox_kit.pages import FilesPage, human_size
 
-UI = "/_sandbox/ui"
-
-
-def human_size(size: int) -> str:
-    """``512 B``, ``1.5 KB``, ``12.0 MB``."""
-    if size < 1024:
-        return f"{size} B"
-    value = size / 1024
-    for unit in ("KB", "MB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+PAGE = FilesPage("account")
 
 
 def _row(drive: Drive, item: DriveFile) -> dict[str, Any]:
@@ -73,17 +62,10 @@ ACTIONS = {
 
 
 def routes(sandbox: DriveSandbox, templates: Jinja2Templates) -> list[Route]:
-    def back(request: Request, account: str, message: str = "", failed: bool = False) -> Response:
-        query = {"account": account, **({"message": message} if message else {})}
-        if failed:
-            query["failed"] = "1"
-        url = f"{request.scope.get('root_path', '')}{UI}?{urlencode(query)}"
-        return RedirectResponse(url, 303)
+    back = PAGE.back
 
     async def page(request: Request) -> Response:
-        account_id = request.query_params.get("account", "")
-        if account_id not in sandbox.accounts:
-            account_id = next(iter(sandbox.accounts), "")
+        account_id = PAGE.account_id(request, sandbox.accounts)
         rows: list[dict[str, Any]] = []
         folders: list[dict[str, str]] = []
         channels: list[dict[str, Any]] = []
@@ -106,31 +88,17 @@ def routes(sandbox: DriveSandbox, templates: Jinja2Templates) -> list[Route]:
                 if c.permission_id == account_id
             ]
         context = {
-            "root": request.scope.get("root_path", ""),
-            "accounts": list(sandbox.accounts.values()),
-            "account_id": account_id,
-            "account": sandbox.accounts.get(account_id),
+            **PAGE.context(request, sandbox.accounts, account_id),
             "rows": rows,
             "folders": folders,
             "files": sum(1 for r in rows if not r["file"].is_folder),
             "folder_count": sum(1 for r in rows if r["file"].is_folder),
             "channels": channels,
             "now": ids.rfc3339(now).replace("T", " ")[:19],
-            "message": request.query_params.get("message", ""),
-            "failed": request.query_params.get("failed") == "1",
         }
         return templates.TemplateResponse(request, "ui.html", context)
 
-    async def act(request: Request) -> Response:
-        form = await request.form()
-        action = request.path_params["action"]
-        text = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
-        if action == "accounts":
-            email = text.get("email", "")
-            if not email:
-                return back(request, "", "Failed: give an email", failed=True)
-            account = sandbox.create_account(email, text.get("display_name") or None)
-            return back(request, account.permission_id, f"Account {email} is ready")
+    async def act(request: Request, action: str, form: FormData, text: dict[str, str]) -> Response:
         if action not in ACTIONS:
             return Response("Unknown action", 404, media_type="text/plain")
         account_id = text.get("account", "")
@@ -145,10 +113,9 @@ def routes(sandbox: DriveSandbox, templates: Jinja2Templates) -> list[Route]:
             )
         return back(request, account_id, message)
 
-    return [
-        Route(UI, page, methods=["GET"]),
-        Route(UI + "/{action}", act, methods=["POST"]),
-    ]
+    return PAGE.routes(
+        page, act, lambda email, name: sandbox.create_account(email, name).permission_id
+    )
 
 
 def _apply(

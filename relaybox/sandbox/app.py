@@ -13,19 +13,16 @@ served. ``relaybox sandbox`` and ``relaybox serve --sandbox`` always give one.
 """
 
 import pathlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.templating import Jinja2Templates
+from starlette.routing import BaseRoute
 
 from relaybox.sandbox import routes_api, routes_control, routes_oauth, ui
 from relaybox.sandbox.access import Access, AccessPolicy
 from relaybox.sandbox.state import Sandbox
+from relaybox.sandbox_kit import pages
+from relaybox.sandbox_kit.app import sandbox_app
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 
@@ -37,27 +34,12 @@ def create_app(
 ) -> Starlette:
     """A new sandbox; its :class:`Sandbox` is ``app.state.sandbox``."""
     sandbox = Sandbox(webhook_delay=webhook_delay, state_file=state_file)
-    templates = Jinja2Templates(directory=str(TEMPLATES))
-
-    async def home(request: Request) -> Response:
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/_sandbox/ui", 302)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        sandbox.start()
-        try:
-            yield
-        finally:
-            await sandbox.aclose()
-
+    templates = pages.templates(TEMPLATES)
     route_list: list[BaseRoute] = [
-        Route("/", home, methods=["GET"]),
         *routes_api.routes(sandbox),
         *routes_oauth.routes(sandbox, templates),
         *routes_control.routes(sandbox),
         *ui.routes(sandbox, templates),
     ]
     middleware = [Middleware(Access, policy=access)] if access is not None else []
-    app = Starlette(routes=route_list, lifespan=lifespan, middleware=middleware)
-    app.state.sandbox = sandbox
-    return app
+    return sandbox_app(sandbox, route_list, middleware)

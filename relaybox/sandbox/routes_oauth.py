@@ -1,9 +1,5 @@
 """OAuth 2: the consent page (``/oauth2/authorize``) and ``/oauth2/token``."""
 
-import base64
-import binascii
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -13,30 +9,11 @@ from relaybox.sandbox.errors import DropboxHTTPError, json_response
 from relaybox.sandbox.rpc import apply_fault
 from relaybox.sandbox.state import Sandbox
 from relaybox.sandbox.tokens import ACCESS_TOKEN_LIFETIME, SCOPE, GrantError
-
-
-def with_query(url: str, params: dict[str, str]) -> str:
-    """``url`` with ``params`` added to its query string."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
+from relaybox.sandbox_kit.oauth import client_credentials, consenting_account, with_query
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> Response:
     return json_response({"error": error, "error_description": description}, status)
-
-
-def _client(request: Request, form: dict[str, str]) -> tuple[str, str]:
-    """client_id and client_secret, from HTTP Basic auth or the form."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            key, _, secret = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return "", ""
-        return key, secret
-    return form.get("client_id", ""), form.get("client_secret", "")
 
 
 def routes(sandbox: Sandbox, templates: Jinja2Templates) -> list[Route]:
@@ -75,12 +52,10 @@ def routes(sandbox: Sandbox, templates: Jinja2Templates) -> list[Route]:
                 "error_description": "The user chose not to give your app access.",
             }
             return RedirectResponse(with_query(redirect_uri, {**denied, **extra}), 302)
-        email = form.get("new_email", "").strip()
-        if email:
-            account_id = sandbox.create_account(email).account_id
-        else:
-            account_id = form.get("account_id", "")
-        if account_id not in sandbox.accounts:
+        account_id = consenting_account(
+            form, "account_id", sandbox.accounts, lambda e: sandbox.create_account(e).account_id
+        )
+        if account_id is None:
             return Response("Choose an account", 400, media_type="text/plain")
         code = sandbox.authorize(
             app_key, account_id, redirect_uri or None, form.get("token_access_type") or None
@@ -96,7 +71,7 @@ def routes(sandbox: Sandbox, templates: Jinja2Templates) -> list[Route]:
         except DropboxHTTPError as error:
             return error.response()
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-        key, secret = _client(request, form)
+        key, secret = client_credentials(request, form)
         app = sandbox.apps.get(key)
         if not key:
             return _oauth_error("invalid_request", "No auth function available for given request")

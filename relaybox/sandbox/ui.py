@@ -5,11 +5,10 @@ delete); each action answers a redirect back to the page with a message.
 """
 
 from typing import Any
-from urllib.parse import urlencode
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -17,18 +16,9 @@ from relaybox.sandbox.errors import error_summary
 from relaybox.sandbox.model import Node
 from relaybox.sandbox.state import Sandbox
 from relaybox.sandbox.tree import FileTree, LookupFailure, RelocationFailure, WriteFailure
+from relaybox.sandbox_kit.pages import FilesPage, human_size
 
-
-def human_size(size: int) -> str:
-    """``512 B``, ``1.5 KB``, ``12.0 MB``."""
-    if size < 1024:
-        return f"{size} B"
-    value = size / 1024
-    for unit in ("KB", "MB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+PAGE = FilesPage("account_id")
 
 
 def _row(node: Node) -> dict[str, Any]:
@@ -41,46 +31,23 @@ def _row(node: Node) -> dict[str, Any]:
 
 
 def routes(sandbox: Sandbox, templates: Jinja2Templates) -> list[Route]:
-    def back(
-        request: Request, account_id: str, message: str = "", failed: bool = False
-    ) -> Response:
-        query = {"account_id": account_id, **({"message": message} if message else {})}
-        if failed:
-            query["failed"] = "1"
-        url = f"{request.scope.get('root_path', '')}/_sandbox/ui?{urlencode(query)}"
-        return RedirectResponse(url, 303)
+    back = PAGE.back
 
     async def page(request: Request) -> Response:
-        account_id = request.query_params.get("account_id", "")
-        if account_id not in sandbox.accounts:
-            account_id = next(iter(sandbox.accounts), "")
+        account_id = PAGE.account_id(request, sandbox.accounts)
         nodes: list[Node] = []
         if account_id:
             nodes = sorted(sandbox.trees[account_id].nodes.values(), key=lambda n: n.path_lower)
         folders = sum(1 for n in nodes if n.is_folder)
         context = {
-            "root": request.scope.get("root_path", ""),
-            "accounts": list(sandbox.accounts.values()),
-            "account_id": account_id,
-            "account": sandbox.accounts.get(account_id),
+            **PAGE.context(request, sandbox.accounts, account_id),
             "rows": [_row(n) for n in nodes],
             "files": len(nodes) - folders,
             "folders": folders,
-            "message": request.query_params.get("message", ""),
-            "failed": request.query_params.get("failed") == "1",
         }
         return templates.TemplateResponse(request, "ui.html", context)
 
-    async def act(request: Request) -> Response:
-        form = await request.form()
-        action = request.path_params["action"]
-        text = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
-        if action == "accounts":
-            email = text.get("email", "")
-            if not email:
-                return back(request, "", "Failed: give an email", failed=True)
-            account = sandbox.create_account(email, text.get("display_name") or None)
-            return back(request, account.account_id, f"Account {email} is ready")
+    async def act(request: Request, action: str, form: FormData, text: dict[str, str]) -> Response:
         account_id = text.get("account_id", "")
         if account_id not in sandbox.accounts:
             return back(request, "", "Failed: choose an account", failed=True)
@@ -126,7 +93,6 @@ def routes(sandbox: Sandbox, templates: Jinja2Templates) -> list[Route]:
             return back(request, account_id, f"Failed to {doing}: {reason}", failed=True)
         return Response("Unknown action", 404, media_type="text/plain")
 
-    return [
-        Route("/_sandbox/ui", page, methods=["GET"]),
-        Route("/_sandbox/ui/{action}", act, methods=["POST"]),
-    ]
+    return PAGE.routes(
+        page, act, lambda email, name: sandbox.create_account(email, name).account_id
+    )

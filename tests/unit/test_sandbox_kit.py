@@ -11,12 +11,15 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 import relaybox
 from relaybox.sandbox_kit import control
 from relaybox.sandbox_kit.control import ControlError
+from relaybox.sandbox_kit.oauth import client_credentials, consenting_account, with_query
+from relaybox.sandbox_kit.pages import FilesPage, human_size
 from relaybox.sandbox_kit.sender import Sender, Sent
 from relaybox.sandbox_kit.statefile import StateFile, content_decoded, with_content
 from relaybox.sandbox_kit.tokens import TokenTables
@@ -223,3 +226,71 @@ def test_token_tables_are_saved_revoked_by_account_and_expired() -> None:
 
     again.expire_all()
     assert [t.expires_at for t in again.access.values()] == [1000.0, 900.0]
+
+
+def test_sizes_and_redirect_queries() -> None:
+    assert [human_size(n) for n in (512, 1536, 12 * 1024**2, 3 * 1024**3)] == [
+        "512 B",
+        "1.5 KB",
+        "12.0 MB",
+        "3.0 GB",
+    ]
+    assert with_query("https://a.test/cb?x=1", {"code": "c d"}) == "https://a.test/cb?x=1&code=c+d"
+
+
+def basic(value: str) -> Request:
+    return Request({"type": "http", "headers": [(b"authorization", value.encode())]})
+
+
+def test_client_credentials_from_basic_auth_or_the_form() -> None:
+    form = {"client_id": "id", "client_secret": "secret"}
+    assert client_credentials(basic("Basic a2V5OnM6ZWNyZXQ="), form) == ("key", "s:ecret")
+    assert client_credentials(basic("Basic !!"), form) == ("", "")
+    assert client_credentials(basic("Bearer x"), form) == ("id", "secret")
+
+
+def test_the_consenting_account_is_new_or_chosen() -> None:
+    accounts = {"a1": object()}
+    created: list[str] = []
+
+    def create(email: str) -> str:
+        created.append(email)
+        return "a1"
+
+    assert consenting_account({"new_email": " n@x.test ", "pick": "zz"}, "pick", accounts, create)
+    assert created == ["n@x.test"]
+    assert consenting_account({"pick": "a1"}, "pick", accounts, create) == "a1"
+    assert consenting_account({"pick": "zz"}, "pick", accounts, create) is None
+
+
+async def test_the_files_page_makes_accounts_and_hands_other_forms_on() -> None:
+    page = FilesPage("who")
+    accounts: dict[str, str] = {}
+
+    async def show(request: Request) -> Response:
+        account_id = page.account_id(request, accounts)
+        context = page.context(request, accounts, account_id)
+        return PlainTextResponse(f"{context['account_id']} {context['message']}")
+
+    async def act(request: Request, action: str, form: FormData, text: dict[str, str]) -> Response:
+        return page.back(request, text.get("who", ""), f"{action} {text['name']}", failed=True)
+
+    def create(email: str, name: str | None) -> str:
+        accounts[email.split("@")[0]] = name or email
+        return email.split("@")[0]
+
+    app = Starlette(routes=page.routes(show, act, create))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://kit"
+    ) as http:
+        assert (await http.get("/_sandbox/ui")).text == " "
+        made = await http.post("/_sandbox/ui/accounts", data={"email": " ann@x.test "})
+        assert made.status_code == 303
+        assert (
+            made.headers["location"] == "/_sandbox/ui?who=ann&message=Account+ann%40x.test+is+ready"
+        )
+        assert (await http.get("/_sandbox/ui", params={"who": "zz"})).text == "ann "
+        refused = await http.post("/_sandbox/ui/accounts", data={"email": ""})
+        assert refused.headers["location"].endswith("message=Failed%3A+give+an+email&failed=1")
+        other = await http.post("/_sandbox/ui/rename", data={"who": "ann", "name": " b "})
+        assert other.headers["location"] == "/_sandbox/ui?who=ann&message=rename+b&failed=1"
