@@ -120,12 +120,13 @@ async def test_push_channels_and_polling_deliver_the_same_events(
                     await receiver.wait_for(has_events(len(expected)), timeout=20)
                 assert summary(stack.receiver.events()) == expected
                 assert summary(polled.events()) == expected
-            # A delivery's raw is the channel notification that asked for its pass (or
-            # nothing, for the one pass a new channel asks for itself).
+            # A delivery's raw is the channel notification that asked for its pass, or the
+            # changes read, for the one pass a new channel asks for itself.
             raws = [item.json()["message"]["raw"] for item in stack.receiver.received]
-            notified = [raw for raw in raws if raw]
+            notified = [raw for raw in raws if "channelId" in raw]
             assert notified and all(raw["resourceState"] == "change" for raw in notified)
             assert all("token" not in str(raw).lower() for raw in notified)  # the secret
+            assert all("entries" in raw for raw in raws if raw not in notified)
             events = stack.receiver.events() + polled.events()
             assert {e["elementKey"] for e in events} == {"googledrive"}
             assert {i.json()["message"]["instanceId"] for i in stack.receiver.received} == {
