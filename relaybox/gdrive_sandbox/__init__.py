@@ -1,7 +1,8 @@
 """An in-memory Google Drive (API v3) and Google OAuth 2.0 for development, tests and demos.
 
-A separate program that speaks Google: it imports nothing from the rest of relaybox
-(as ``relaybox/sandbox``, the Dropbox one). Build it with
+A separate program that speaks Google: it imports nothing from the rest of relaybox but
+itself and ``relaybox/sandbox_kit``, the plumbing it shares with ``relaybox/sandbox`` (the
+Dropbox one, which imports nothing else either). Build it with
 :func:`relaybox.gdrive_sandbox.app.create_app`; its paths mirror Google's hosts under one
 base URL:
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-JSON = dict[str, Any]
+from relaybox.sandbox_kit.types import JSON as JSON
 
 MEDIA_TYPE = "application/json; charset=UTF-8"
 NO_STORE = {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", "Pragma": "no-cache"}

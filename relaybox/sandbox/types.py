@@ -1,5 +1,3 @@
-"""Shared type aliases."""
+"""Shared type aliases (the kit's, which both sandboxes use)."""
 
-from typing import Any
-
-JSON = dict[str, Any]
+from relaybox.sandbox_kit.types import JSON as JSON
