@@ -143,7 +143,7 @@ def webhook_transport(exposed: Exposure) -> httpx.AsyncBaseTransport:
     guard = GuardedBackend(
         allow_private=exposed.allow_private_webhooks, allow_loopback=exposed.loopback
     )
-    # No idle keep-alive, as the sender's own client (webhooks.py).
+    # No idle keep-alive, as the senders' own client (sandbox_kit/sender.py).
     limits = httpx.Limits(max_keepalive_connections=0)
     return transport_with(guard, httpx.create_ssl_context(), limits)
 
