@@ -1,5 +1,6 @@
 """The HTTP plumbing every provider client shares: one `httpx.AsyncClient` (or pool) seam,
-transport failures as `ProviderUnavailable`, and server errors retried with back-off."""
+transport failures as `ProviderUnavailable`, server errors retried with back-off, and
+OAuth 2.0's authorization-code and refresh grants (RFC 6749)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from relaybox.connectors.base import Tokens
 from relaybox.core.backoff import backoff
 from relaybox.core.errors import ProviderUnavailable
 from relaybox.httpclients import ClientPool
@@ -64,6 +66,33 @@ class ProviderHTTP:
             raise ProviderUnavailable(f"{self.provider} did not answer in time: {url}") from exc
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"cannot reach {self.provider} at {url}: {exc}") from exc
+
+
+class OAuth2Client(ProviderHTTP):
+    """The two grants relaybox asks for, the same at every provider; `token` posts a form
+    to the provider's token endpoint and reads its answer (its errors are the provider's)."""
+
+    async def exchange_code(
+        self, *, code: str, app_key: str, app_secret: str, redirect_uri: str | None
+    ) -> Tokens:
+        form = {"grant_type": "authorization_code", "code": code}
+        if redirect_uri:
+            form["redirect_uri"] = redirect_uri
+        return await self.token(form, app_key, app_secret)
+
+    async def refresh(self, *, refresh_token: str, app_key: str, app_secret: str) -> Tokens:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        token = await self.token(form, app_key, app_secret)
+        # A refresh answer need not carry a refresh token: the old one stays valid then.
+        return Tokens(
+            token.access_token,
+            token.refresh_token or refresh_token,
+            token.expires_at,
+            token.account_id,
+        )
+
+    async def token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
+        raise NotImplementedError
 
 
 def json_or_none(response: httpx.Response) -> dict[str, Any] | None:

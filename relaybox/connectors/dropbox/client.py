@@ -26,7 +26,7 @@ import httpx
 
 from relaybox.connectors.base import Tokens
 from relaybox.connectors.http import (
-    ProviderHTTP,
+    OAuth2Client,
     bounded_wait,
     json_or_none,
     retry_after,
@@ -63,7 +63,7 @@ def authorize_url(
     return f"{urls.www.rstrip('/')}/oauth2/authorize?{urlencode(params)}"
 
 
-class DropboxClient(ProviderHTTP):
+class DropboxClient(OAuth2Client):
     """Calls Dropbox with a given access token; knows nothing of instances or storage.
 
     A 5xx answer or a lost connection is retried within the call with jittered exponential
@@ -89,24 +89,10 @@ class DropboxClient(ProviderHTTP):
 
     # --- OAuth ---------------------------------------------------------------------
 
-    async def exchange_code(
-        self, *, code: str, app_key: str, app_secret: str, redirect_uri: str | None
-    ) -> Tokens:
-        form = {"grant_type": "authorization_code", "code": code}
-        if redirect_uri:
-            form["redirect_uri"] = redirect_uri
-        return await self._token(form, app_key, app_secret)
-
-    async def refresh(self, *, refresh_token: str, app_key: str, app_secret: str) -> Tokens:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        token = await self._token(form, app_key, app_secret)
-        # A refresh answer carries no refresh token: the old one stays valid.
-        return Tokens(token.access_token, refresh_token, token.expires_at, token.account_id)
-
     async def revoke(self, access_token: str) -> None:
         await self.rpc("auth/token/revoke", None, access_token)
 
-    async def _token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
+    async def token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
         form = {**form, "client_id": app_key, "client_secret": app_secret}
         response = await self.retrying("POST", f"{self.urls.api}/oauth2/token", data=form)
         if response.status_code == 400:

@@ -197,12 +197,12 @@ class GoogleDriveConnector:
         self, *, code: str, app_key: str, app_secret: str, redirect_uri: str | None
     ) -> Tokens:
         return await self.client.exchange_code(
-            code=code, client_id=app_key, client_secret=app_secret, redirect_uri=redirect_uri
+            code=code, app_key=app_key, app_secret=app_secret, redirect_uri=redirect_uri
         )
 
     async def refresh(self, *, refresh_token: str, app_key: str, app_secret: str) -> Tokens:
         return await self.client.refresh(
-            refresh_token=refresh_token, client_id=app_key, client_secret=app_secret
+            refresh_token=refresh_token, app_key=app_key, app_secret=app_secret
         )
 
     async def revoke(self, access_token: str) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import httpx
 
 from relaybox.connectors.base import Tokens
-from relaybox.connectors.http import ProviderHTTP, json_or_none, retry_after
+from relaybox.connectors.http import OAuth2Client, json_or_none, retry_after
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -122,7 +122,7 @@ def watch_body(channel_id: str, token: str, address: str, expiration: datetime) 
     }
 
 
-class DriveClient(ProviderHTTP):
+class DriveClient(OAuth2Client):
     """Calls Drive with a given access token; knows nothing of instances or storage.
     5xx answers and lost connections are retried within the call (connectors/http.py);
     every other error is raised at once."""
@@ -145,20 +145,6 @@ class DriveClient(ProviderHTTP):
 
     # --- OAuth ---------------------------------------------------------------------
 
-    async def exchange_code(
-        self, *, code: str, client_id: str, client_secret: str, redirect_uri: str | None
-    ) -> Tokens:
-        form = {"grant_type": "authorization_code", "code": code}
-        if redirect_uri:
-            form["redirect_uri"] = redirect_uri
-        return await self._token(form, client_id, client_secret)
-
-    async def refresh(self, *, refresh_token: str, client_id: str, client_secret: str) -> Tokens:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        token = await self._token(form, client_id, client_secret)
-        # Google answers a refresh without a new refresh token: the old one stays valid.
-        return Tokens(token.access_token, token.refresh_token or refresh_token, token.expires_at)
-
     async def revoke(self, token: str) -> None:
         """Revoke the grant (any of its tokens revokes all of them)."""
         url = f"{self.urls.oauth}/revoke"
@@ -171,8 +157,8 @@ class DriveClient(ProviderHTTP):
                 provider_message=said,
             )
 
-    async def _token(self, form: dict[str, str], client_id: str, client_secret: str) -> Tokens:
-        form = {**form, "client_id": client_id, "client_secret": client_secret}
+    async def token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
+        form = {**form, "client_id": app_key, "client_secret": app_secret}
         url = f"{self.urls.oauth}/token"
         response = await self.retrying("POST", url, data=form)
         if response.status_code in (400, 401):
