@@ -16,6 +16,12 @@ returned index changes in the same transaction as the new cursor.
 A deleted folder takes its descendants out of the index without an event each, and a
 deleted entry below a folder deleted in the same pass is not reported either, so the
 events are the same whether or not the provider lists the descendants.
+
+The index is keyed by where an object sits (`IndexedObject.path_lower`): for a provider
+that reports paths it is the lowercased path, which such a provider holds unique (Dropbox);
+for one that names each object's parent instead it is the chain of ids from the root,
+because there two objects may share a name in one folder (Google Drive). Subtrees are
+prefixes of that key either way; events always carry `path_display`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class IndexedObject:
     """What the index holds about one object of the account."""
 
     object_id: str
-    path_lower: str
+    path_lower: str  # its key: the lowercased path, or "/id/id/..." (see the module's doc)
     path_display: str
     tag: Tag
     rev: str | None = None
@@ -267,12 +273,13 @@ class _Pass:
         )
 
     def placed(self, change: Change) -> tuple[str, str]:
-        """(path_lower, path_display) of a present change: its own, or below its parent."""
+        """(key, path_display) of a present change: its own path, or placed below its
+        parent, keyed by ids so that same-named siblings stay two objects."""
         if change.path_lower is not None:
             return change.path_lower, change.path_display or change.path_lower
         parent = self.index.by_id(change.parent_id) if change.parent_id else None
         display = f"{parent.path_display if parent else ''}/{change.name or change.object_id}"
-        return display.lower(), display
+        return f"{parent.path_lower if parent else ''}/{change.object_id}", display
 
     def present(self, change: Change) -> None:
         tag: Tag = "folder" if change.kind == "folder" else "file"
@@ -293,7 +300,7 @@ class _Pass:
             event = StandardEvent("CREATED", otype, oid, obj.path_display, None, raw)
         elif known.path_lower != obj.path_lower or known.path_display != obj.path_display:
             event = StandardEvent("UPDATED", otype, oid, known.path_display, obj.path_display, raw)
-            if known.tag == "folder" and known.path_lower != obj.path_lower:
+            if known.tag == "folder":
                 moved_from = known.path_lower
         elif tag == "file" and known.rev != obj.rev:
             event = StandardEvent("UPDATED", otype, oid, obj.path_display, None, raw)
@@ -304,8 +311,8 @@ class _Pass:
             else:
                 self.report_deleted(displaced, raw)  # replaced without a removal of its own
         if moved_from is not None and not self.moves_list_descendants and known is not None:
-            self.carry_descendants(known, obj)
-        elif moved_from is not None:
+            self.carry_descendants(known, obj)  # renamed in place too: the paths shown change
+        elif moved_from is not None and moved_from != obj.path_lower:
             self.vacated.append(moved_from)
         self.index.put(obj)
         self.keep(obj)

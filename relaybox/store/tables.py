@@ -179,6 +179,8 @@ class IndexEntry(Base):
         ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
     )
     object_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The index's key: the lowercased path, or "/id/id/..." for a provider that names
+    # parents rather than paths (core/normalize.py says why).
     path_lower: Mapped[str] = mapped_column(Text)
     path_display: Mapped[str] = mapped_column(Text)
     tag: Mapped[str] = mapped_column(String(10))

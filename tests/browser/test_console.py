@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
@@ -389,7 +390,8 @@ async def test_edit_fixes_a_failing_callback_then_delete(browser: Browser, stack
     pages = Pages()
     account = await stack.new_account("cy@example.com")
     dead = "http://127.0.0.1:9/events"  # the discard port: nothing answers there
-    created = await stack.connect(account, "editable", **{"event.notification.callback.url": dead})
+    config: dict[str, Any] = {"event.notification.callback.url": dead}
+    created = await stack.connect(account, "editable", **config)
     base = f"{stack.relaybox}/ui/instances/{created['id']}"
     context = await browser.new_context()
     page = await context.new_page()

@@ -63,6 +63,24 @@ async def edit_inside(stack: DriveStack, account: str, ids: dict[str, str]) -> N
     await stack.update(account, ids["q1"], content="one, final")
 
 
+async def twins(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
+    # Drive lets two items share a name in one folder; each stays an object of its own.
+    ids["q1b"] = await stack.create(account, "q1.txt", parent=ids["reports"], content="b")
+    ids["photos"] = await stack.create(account, "Photos", folder=True)
+    ids["photos2"] = await stack.create(account, "Photos", folder=True)
+    await stack.create(account, "a.jpg", parent=ids["photos"], content="a")
+    ids["b"] = await stack.create(account, "b.jpg", parent=ids["photos2"], content="b")
+
+
+async def one_twin_goes(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
+    await stack.update(account, ids["photos"], trashed=True)
+    await stack.update(account, ids["q1"], content="one, after its twin came")
+
+
+async def the_other_twin_stays(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
+    await stack.update(account, ids["b"], content="b, revised")
+
+
 async def trash_and_delete(stack: DriveStack, account: str, ids: dict[str, str]) -> None:
     await stack.update(account, ids["notes"], trashed=True)
     await stack.delete(account, ids["archive"])  # with q2-final.txt inside
@@ -90,6 +108,24 @@ STEPS: list[tuple[Step, list[tuple[str, str, str, str | None]]]] = [
     # Drive reports the folder alone; its content moves with it in the index.
     (rename_folder, [("UPDATED", "folders", "/Reports", "/Reports-2026")]),
     (edit_inside, [("UPDATED", "files", "/Reports-2026/q1.txt", None)]),
+    (
+        twins,
+        [
+            ("CREATED", "files", "/Photos/a.jpg", None),
+            ("CREATED", "files", "/Photos/b.jpg", None),
+            ("CREATED", "files", "/Reports-2026/q1.txt", None),
+            ("CREATED", "folders", "/Photos", None),
+            ("CREATED", "folders", "/Photos", None),
+        ],
+    ),
+    (
+        one_twin_goes,
+        [
+            ("DELETED", "folders", "/Photos", None),
+            ("UPDATED", "files", "/Reports-2026/q1.txt", None),
+        ],
+    ),
+    (the_other_twin_stays, [("UPDATED", "files", "/Photos/b.jpg", None)]),
     (
         trash_and_delete,
         [("DELETED", "files", "/notes.txt", None), ("DELETED", "folders", "/Archive", None)],

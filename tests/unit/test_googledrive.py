@@ -16,7 +16,7 @@ from relaybox.connectors.googledrive import (
 )
 from relaybox.connectors.googledrive.client import FOLDER
 from relaybox.core.errors import InvalidInput
-from relaybox.core.normalize import Index, IndexedObject, normalize, reconcile
+from relaybox.core.normalize import Index, normalize, reconcile
 
 ROOT = "0AROOTfolder"
 
@@ -41,11 +41,16 @@ def events(files: list[dict[str, Any]], index: Index) -> list[tuple[Any, ...]]:
     return [(e.event_type, e.object_type, e.path, e.new_path) for e in changes.events]
 
 
-def indexed(*objects: tuple[str, str, str]) -> Index:
-    return Index(
-        IndexedObject(fid, path.lower(), path, "folder" if tag == "folder" else "file", None)
-        for fid, path, tag in objects
-    )
+def indexed(*files: dict[str, Any]) -> Index:
+    """The index after relaybox listed these files."""
+    index = Index()
+    normalize([change_of(f) for f in files], index, moves_list_descendants=False)
+    return index
+
+
+def path_of(index: Index, fid: str) -> str | None:
+    held = index.by_id(fid)
+    return held.path_display if held else None
 
 
 # --- the mapping -----------------------------------------------------------------------
@@ -124,12 +129,11 @@ def test_paths_come_from_parents_whatever_the_listing_order() -> None:
 
 
 def test_a_renamed_folder_takes_its_content_along() -> None:
-    index = indexed(("d1", "/Reports", "folder"), ("f1", "/Reports/q1.txt", "file"))
+    index = indexed(folder("d1", "Reports"), file("f1", "q1.txt", parent="d1"))
     assert events([folder("d1", "Archive")], index) == [
         ("UPDATED", "folders", "/Reports", "/Archive")
     ]
-    assert index.by_id("f1") is not None
-    assert index.by_id("f1").path_display == "/Archive/q1.txt"  # type: ignore[union-attr]
+    assert path_of(index, "f1") == "/Archive/q1.txt"
     # The file's next change is placed below the folder's new path.
     assert events([file("f1", "q1.txt", parent="d1", md5="m2")], index) == [
         ("UPDATED", "files", "/Archive/q1.txt", None)
@@ -138,7 +142,7 @@ def test_a_renamed_folder_takes_its_content_along() -> None:
 
 def test_a_folder_removed_by_id_is_one_event_whatever_comes_with_it() -> None:
     def index() -> Index:
-        return indexed(("d1", "/Reports", "folder"), ("f1", "/Reports/q1.txt", "file"))
+        return indexed(folder("d1", "Reports"), file("f1", "q1.txt", parent="d1"))
 
     alone = events([{"id": "d1", "trashed": True}], index())
     with_child = changes_page(
@@ -154,10 +158,68 @@ def test_a_folder_removed_by_id_is_one_event_whatever_comes_with_it() -> None:
 
 
 def test_reconcile_after_a_void_page_token_reports_only_differences() -> None:
-    index = indexed(("d1", "/Reports", "folder"), ("f1", "/Reports/q1.txt", "file"))
+    index = indexed(folder("d1", "Reports"), file("f1", "q1.txt", parent="d1"))
     listing = [change_of(folder("d1", "Reports")), change_of(file("f2", "new.txt"))]
     changes = reconcile(listing, index, moves_list_descendants=False)
     assert sorted((e.event_type, e.path) for e in changes.events) == [
         ("CREATED", "/new.txt"),
         ("DELETED", "/Reports/q1.txt"),
     ]
+
+
+def test_a_folder_renamed_only_in_case_takes_its_content_along() -> None:
+    index = indexed(folder("d1", "reports"), file("f1", "q1.txt", parent="d1"))
+    assert events([folder("d1", "Reports")], index) == [
+        ("UPDATED", "folders", "/reports", "/Reports")
+    ]
+    assert path_of(index, "f1") == "/Reports/q1.txt"
+
+
+def test_same_named_files_in_one_folder_are_two_objects() -> None:
+    """Drive lets two files share a name in a folder ("Untitled document" often does):
+    neither replaces the other, and each is updated and deleted on its own."""
+    index = indexed(folder("d1", "Notes"))
+    assert events(
+        [file("f1", "Untitled", parent="d1"), file("f2", "Untitled", parent="d1")], index
+    ) == [
+        ("CREATED", "files", "/Notes/Untitled", None),
+        ("CREATED", "files", "/Notes/Untitled", None),
+    ]
+    assert events([file("f1", "Untitled", parent="d1", md5="m2")], index) == [
+        ("UPDATED", "files", "/Notes/Untitled", None)
+    ]
+    assert events([{"id": "f2", "trashed": True}], index) == [
+        ("DELETED", "files", "/Notes/Untitled", None)
+    ]
+    assert path_of(index, "f1") == "/Notes/Untitled" and path_of(index, "f2") is None
+
+
+def test_same_named_folders_keep_their_own_content() -> None:
+    index = indexed(
+        folder("d1", "Photos"),
+        folder("d2", "Photos"),
+        file("f1", "a.jpg", parent="d1"),
+        file("f2", "b.jpg", parent="d2"),
+    )
+    assert events([{"id": "d1", "trashed": True}], index) == [
+        ("DELETED", "folders", "/Photos", None)
+    ]
+    assert path_of(index, "f1") is None
+    assert path_of(index, "f2") == "/Photos/b.jpg"
+    assert events([folder("d2", "Pictures")], index) == [
+        ("UPDATED", "folders", "/Photos", "/Pictures")
+    ]
+    assert path_of(index, "f2") == "/Pictures/b.jpg"
+
+
+def test_reconcile_keeps_both_twins() -> None:
+    listing = [
+        folder("d1", "Photos"),
+        folder("d2", "Photos"),
+        file("f1", "a.jpg", parent="d1"),
+        file("f2", "a.jpg", parent="d2"),
+    ]
+    index = indexed(*listing)
+    assert len(index) == 4
+    changes = reconcile([change_of(f) for f in listing], index, moves_list_descendants=False)
+    assert changes.events == []
