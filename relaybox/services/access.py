@@ -1,22 +1,33 @@
 """An instance's provider access token: used while fresh, refreshed (and stored) when not.
 
-Change passes (pipeline/changes.py) and push channels (pipeline/channels.py) both call
-the provider for an instance; both read its token here.
+Change passes (pipeline/changes.py), push channels (pipeline/channels.py) and the
+goodbye of a deleted instance (services/instances.py: stop its channels, revoke the
+grant) call the provider for an instance; all read its token here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from relaybox.connectors.base import Connector, Tokens
 from relaybox.core.errors import ProviderAuthError
+from relaybox.core.instance_config import InstanceConfig
 from relaybox.runtime import Runtime
-from relaybox.services.instances import Credentials
 from relaybox.store import tables
 from relaybox.store.db import transaction
 
 # Refresh an access token this long before the provider says it expires.
 REFRESH_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An instance's decrypted secrets."""
+
+    config: InstanceConfig
+    access_token: str | None
+    refresh_token: str | None
 
 
 class AccessTokens:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
@@ -35,6 +36,7 @@ from relaybox.core.instance_config import (
 from relaybox.core.instance_request import ELEMENT_INFO, ELEMENTS, MAX_NAME, parse_request
 from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
+from relaybox.services.access import AccessTokens, Credentials
 from relaybox.services.callbacks import check_public
 from relaybox.store import channels as stored_channels
 from relaybox.store import instances as stored_instances
@@ -60,15 +62,6 @@ class Account:
     def of(cls, account: ProviderAccount) -> Account:
         email, name = account.email, account.display_name
         return cls(account.account_id, email[:320] if email else None, name[:200] if name else None)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An instance's decrypted secrets."""
-
-    config: InstanceConfig
-    access_token: str | None
-    refresh_token: str | None
 
 
 class InstanceService:
@@ -344,8 +337,8 @@ class InstanceService:
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
             creds = self.credentials(row)
-        token = creds.access_token or creds.config.access_token
         connector = self.runtime.connector(row.element_key)
+        token = await self._last_token(instance_id, connector, creds, row.access_token_expires_at)
         if token:
             await self._stop_channels(instance_id, connector, token)
             try:
@@ -357,6 +350,22 @@ class InstanceService:
         self.runtime.wakeups.sources.set()
 
     # --- helpers -------------------------------------------------------------------
+
+    async def _last_token(
+        self,
+        instance_id: int,
+        connector: Connector,
+        creds: Credentials,
+        expires_at: datetime | None,
+    ) -> str | None:
+        """The access token to say goodbye with (stop channels, revoke): refreshed if it
+        ended, as a token unused for an hour has at Google; the stored one if refreshing
+        fails (the grant is gone already, or the provider is down: best effort)."""
+        try:
+            return await AccessTokens(self.runtime, instance_id, connector).fresh(creds, expires_at)
+        except ProviderError as exc:
+            log.info("instance %s: no fresh token to stop and revoke with: %s", instance_id, exc)
+            return creds.access_token or creds.config.access_token
 
     async def _stop_channels(self, instance_id: int, connector: Connector, access: str) -> None:
         """Stop the push channels of an instance about to be deleted (best effort)."""

@@ -336,6 +336,9 @@ async def test_polling_or_deletion_stops_the_channel_and_longpoll_is_refused(
         await stack.receiver.wait_for(has_events(2))
         assert paths(stack.receiver) == ["/polled.txt", "/pushed.txt"]
 
+        # An hour later the stored access token has ended: delete refreshes it to stop
+        # the channel and revoke the grant.
+        await stack.advance(3700)
         assert (await stack.http.delete(url, headers=AUTH)).status_code == 200
         assert await active_channels(stack) == []
         assert {c["state"] for c in await stack.channels()} == {"stopped"}
