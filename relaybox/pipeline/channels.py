@@ -12,7 +12,10 @@ Every worker tick (runner.py) the keeper
    confirmed the instance's older channels are stopped and one pass is asked for, which
    reads whatever changed before the channel existed. The two channels overlap, and a
    notification only asks for a pass that reads from the instance's cursor, so nothing
-   that changes before or across a renewal is missed.
+   that changes before or across a renewal is missed. A channel the provider refuses
+   shows on the instance (`statusMessage`; a refused grant makes it invalid, as a pass
+   does), and one confirmed after its row was taken (the instance stopped wanting it
+   meanwhile) is stopped at once.
 
 A deleted instance's channels are stopped by the instance service before its row goes.
 """
@@ -24,7 +27,7 @@ import uuid
 from datetime import timedelta
 
 from relaybox.connectors.base import Channel, ChannelPush, Connector
-from relaybox.core.errors import ProviderError
+from relaybox.core.errors import ProviderAuthError, ProviderError, TokenExpired
 from relaybox.crypto import new_secret, secret_hash
 from relaybox.runtime import Runtime
 from relaybox.services.access import AccessTokens
@@ -88,7 +91,8 @@ class ChannelKeeper:
         try:
             access = await AccessTokens(self.runtime, instance_id, connector).fresh(creds, expires)
             async with transaction(self.runtime.sessions) as session:
-                stored.add(session, instance_id, channel_id, secret_hash(token), now + lifetime)
+                hashed = secret_hash(token)
+                stored.add(session, instance_id, channel_id, hashed, now, now + lifetime)
             channel = await push.watch(
                 access,
                 cursor,
@@ -98,17 +102,22 @@ class ChannelKeeper:
                 expires_at=now + lifetime,
             )
         except ProviderError as exc:
-            log.warning("instance %s: making a push channel failed: %s", instance_id, exc.message)
-            async with transaction(self.runtime.sessions) as session:
-                await stored.take(session, stored.PushChannel.channel_id == channel_id)
-            return False  # tried again once the lease ends
+            await self.failed(instance_id, channel_id, connector, exc)
+            return False  # tried again once the lease ends (unless the grant is gone)
         async with transaction(self.runtime.sessions) as session:
-            await stored.confirm(session, channel)
-            replaced = await stored.take(session, stored.others_of(instance_id, channel_id))
+            confirmed = await stored.confirm(session, channel)
+            if confirmed:
+                replaced = await stored.take(session, stored.others_of(instance_id, channel_id))
+                # What changed before the channel existed (since the listing, or while
+                # none was live) was notified to no one: one pass from the cursor reads it.
+                await request_pass(session, [instance_id], None, now=self.runtime.clock.now())
             await stored.release(session, instance_id)
-            # What changed before the channel existed (since the listing, or while none was
-            # live) was notified to no one: one pass from the cursor reads it.
-            await request_pass(session, [instance_id], None, now=self.runtime.clock.now())
+        if not confirmed:
+            # Its row was taken meanwhile (the instance was deleted or stopped wanting a
+            # channel): nobody else knows the provider made it, so it is stopped here.
+            log.info("instance %s: channel %s made when no longer wanted", instance_id, channel)
+            await stop_channel(push, access, instance_id, channel)
+            return False
         self.runtime.wakeups.changes.set()
         log.info(
             "instance %s: push channel %s until %s", instance_id, channel_id, channel.expires_at
@@ -116,6 +125,23 @@ class ChannelKeeper:
         for _, old in replaced:
             await stop_channel(push, access, instance_id, old)
         return True
+
+    async def failed(
+        self, instance_id: int, channel_id: str, connector: Connector, exc: ProviderError
+    ) -> None:
+        """A channel the provider did not make: its row goes, and the instance says why
+        (the grant is gone: invalid, as after a pass; otherwise tried again later)."""
+        log.warning("instance %s: making a push channel failed: %s", instance_id, exc.message)
+        said = f"{connector.name}: push notifications could not be set up: {exc.message}"
+        async with transaction(self.runtime.sessions) as session:
+            await stored.take(session, stored.PushChannel.channel_id == channel_id)
+            row = await session.get(tables.Instance, instance_id)
+            if row is None:
+                return
+            if isinstance(exc, ProviderAuthError) and not isinstance(exc, TokenExpired):
+                row.valid, row.status_message = False, exc.message
+            else:
+                row.status_message = said
 
     async def stop(self, instance_id: int, channel: Channel) -> None:
         """Stop a channel taken from the database (best effort: it ends on its own)."""

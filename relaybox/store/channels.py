@@ -106,24 +106,32 @@ async def release(session: AsyncSession, instance_id: int) -> None:
 
 
 def add(
-    session: AsyncSession, instance_id: int, channel_id: str, token_hash: str, expires_at: datetime
+    session: AsyncSession,
+    instance_id: int,
+    channel_id: str,
+    token_hash: str,
+    now: datetime,
+    expires_at: datetime,
 ) -> None:
     session.add(
         PushChannel(
             channel_id=channel_id,
             instance_id=instance_id,
             token_hash=token_hash,
+            created_at=now,
             expires_at=expires_at,
         )
     )
 
 
-async def confirm(session: AsyncSession, channel: Channel) -> None:
-    await session.execute(
+async def confirm(session: AsyncSession, channel: Channel) -> bool:
+    """Record the provider's answer (False: the row was taken meanwhile)."""
+    result = await session.execute(
         update(PushChannel)
         .where(PushChannel.channel_id == channel.channel_id)
         .values(resource_id=channel.resource_id, expires_at=channel.expires_at)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def take(session: AsyncSession, condition: Any) -> list[tuple[int, Channel]]:

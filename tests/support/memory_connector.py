@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -90,12 +90,14 @@ class Watch:
 
 class MemoryChannels:
     """`ChannelPush` in memory: `watches` by channel id; `failures` makes the next calls
-    to `watch` fail as a provider outage would."""
+    to `watch` fail as a provider outage would; `meanwhile`, if set, runs while the
+    provider makes a channel (what another worker does in that moment)."""
 
     def __init__(self, connector: MemoryConnector) -> None:
         self.connector = connector
         self.watches: dict[str, Watch] = {}
         self.failures = 0
+        self.meanwhile: Callable[[], Awaitable[None]] | None = None
 
     def live(self) -> list[str]:
         now = self.connector.clock.now()
@@ -116,6 +118,8 @@ class MemoryChannels:
             self.failures -= 1
             raise ProviderUnavailable("the provider answered 503", status=503)
         self.watches[channel_id] = Watch(account_id, token, expires_at)
+        if self.meanwhile is not None:
+            await self.meanwhile()
         return Channel(channel_id, f"resource-{channel_id}", expires_at)
 
     async def stop(self, access_token: str, channel: Channel) -> None:
