@@ -62,7 +62,8 @@ class AccessTokens:
 
     async def _store(self, tokens: Tokens) -> None:
         async with transaction(self.runtime.sessions) as session:
-            row = await session.get(tables.Instance, self.instance_id)
+            # Locked: a re-authentication writing new secrets meanwhile is not undone.
+            row = await session.get(tables.Instance, self.instance_id, with_for_update=True)
             if row is None:
                 return
             secrets = self.runtime.box.decrypt_json(row.secrets_enc)
