@@ -4,15 +4,18 @@ with the runtime's clock."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from relaybox.pipeline import changes
 from relaybox.pipeline.poller import Poller
 from relaybox.services.instances import InstanceService
 from relaybox.store import tables
 from relaybox.store.db import transaction
+from relaybox.store.inbox import Received
 from tests.support.memory_world import (
     OWNER,
     World,
@@ -42,6 +45,35 @@ async def test_requests_made_before_a_pass_coalesce_into_one(world: World) -> No
     # Three changes over pages of two: two calls, one pass; nothing is left to claim.
     assert world.memory.calls["changes"] == 2
     assert await run_passes(world) == 0
+
+
+async def test_webhooks_stored_together_ask_for_one_pass_that_reports_the_newest(
+    world: World,
+) -> None:
+    """Through the receiver's own write path (the inbox's group commit): five webhooks
+    naming the account while no pass ran yet make one pass, whose notification carries
+    the newest webhook as its raw."""
+    account = world.memory.add_account("wen@example.com")
+    instance_id = await connect(world, account)
+    for name in ("/a.txt", "/b.txt"):
+        world.memory.put(account, name)
+
+    def webhook(number: int) -> Received:
+        body = {"accounts": [account], "number": number}
+        return Received("memory", body, [account], frozenset({"memory-secret"}), lambda _: body)
+
+    stored = await asyncio.gather(*(world.runtime.inbox.submit(webhook(n)) for n in range(5)))
+    assert sum(s.asked for s in stored) == 5
+    assert await run_passes(world) == 1
+    assert await events(world, instance_id) == [
+        ("CREATED", "/a.txt", None),
+        ("CREATED", "/b.txt", None),
+    ]
+    async with transaction(world.runtime.sessions) as session:
+        [body] = (await session.execute(select(tables.Notification.body))).scalars()
+    assert json.loads(body)["message"]["raw"] == {"accounts": [account], "number": 4}
+    unsigned = Received("memory", {}, [account], frozenset({"another-app"}), lambda _: {})
+    assert (await world.runtime.inbox.submit(unsigned)).asked == 0  # not its app's
 
 
 async def test_a_pass_that_found_nothing_spaces_the_next_one(world: World) -> None:

@@ -48,11 +48,10 @@ async def memory_world(tmp_path: Path, *, push_channels: bool = False) -> AsyncI
         secret_key=Fernet.generate_key().decode(),
         allow_private_callbacks=True,
     )
-    runtime = await Runtime.start(settings)
     clock = ManualClock()
+    runtime = await Runtime.start(settings, clock=clock)
     memory = MemoryConnector(clock, push_channels=push_channels)
     runtime.connectors = {**runtime.connectors, "memory": memory}
-    runtime.clock = clock
     async with transaction(runtime.sessions) as session:
         org = tables.Organization(name="org", secret_hash="m" * 64)
         session.add(org)
@@ -70,20 +69,29 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield made
 
 
-async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks") -> int:
+async def connect(
+    world: World,
+    account_id: str,
+    *,
+    vendor_type: str = "webhooks",
+    signature_key: str | None = None,
+    ordered: bool = False,
+) -> int:
     """An instance of the memory provider, indexed and at the present cursor, as
     InstanceService.create leaves one (minus the HTTP)."""
     tokens = world.memory.grant(account_id)
-    config = parse_config(
-        {
-            "authentication.type": "oauth2",
-            "oauth.api.key": "memory-app",
-            "oauth.api.secret": "memory-secret",
-            "event.notification.enabled": True,
-            "event.notification.callback.url": "https://app.example.com/events",
-            "event.vendor.type": vendor_type,
-        }
-    )
+    configuration = {
+        "authentication.type": "oauth2",
+        "oauth.api.key": "memory-app",
+        "oauth.api.secret": "memory-secret",
+        "event.notification.enabled": True,
+        "event.notification.callback.url": "https://app.example.com/events",
+        "event.notification.ordered": ordered,
+        "event.vendor.type": vendor_type,
+    }
+    if signature_key is not None:
+        configuration["event.notification.signature.key"] = signature_key
+    config = parse_config(configuration)
     listing = (await list_account(world.memory, tokens.access_token)).changes
     cursor = await world.memory.latest_cursor(tokens.access_token)
     secrets = {
@@ -104,6 +112,7 @@ async def connect(world: World, account_id: str, *, vendor_type: str = "webhooks
             account_id=account_id,
             events_enabled=True,
             vendor_type=vendor_type,
+            ordered=ordered,
             cursor=cursor,
             access_token_expires_at=tokens.expires_at,
         )
