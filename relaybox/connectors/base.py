@@ -2,7 +2,7 @@
 
 Every provider (`connectors/<provider>/`) implements `Connector`; nothing outside its
 folder reads the provider's wire format. The pipeline pages through `ChangePage`s of
-neutral `Change`s (pipeline/fetching.py), normalizes them into CREATED / UPDATED /
+neutral `Change`s (connectors/paging.py), normalizes them into CREATED / UPDATED /
 DELETED events against the instance's index (core/normalize.py) and never sees HTTP:
 a connector raises the neutral errors of `core/errors.py` (TokenExpired, ProviderAuthError,
 RateLimited, CursorReset, ProviderUnavailable, ProviderRejected).
@@ -13,7 +13,9 @@ provider it talks to:
 | capability               | Dropbox                          | Google Drive (next)           |
 |--------------------------|----------------------------------|-------------------------------|
 | `paths`                  | every change names its path      | a name and a parent; the path |
-|                          |                                  | comes from the index          |
+|                          | (`folders` answers [])           | comes from the index, or from |
+|                          |                                  | `folders` for a parent the    |
+|                          |                                  | index lacks (`files.get`)     |
 | `moves_list_descendants` | a moved folder's content is      | only the folder changes       |
 |                          | listed again at its new path     |                               |
 | `waits`                  | `files/list_folder/longpoll`     | none: webhooks or polling     |
@@ -24,7 +26,7 @@ provider it talks to:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -203,6 +205,16 @@ class Connector(Protocol):
 
     async def latest_cursor(self, access_token: str) -> str:
         """A cursor at the present moment, without listing."""
+        ...
+
+    async def folders(
+        self, access_token: str, account_id: str | None, ids: Sequence[str]
+    ) -> list[Change]:
+        """The folders with these ids as they are now, as present changes (name and
+        parent), for placing changes whose parent a pass neither read nor holds in its
+        index (`paths` False; connectors/paging.with_parents). Left out: the account's
+        root (what sits in it stays at `/`) and folders that are trashed or gone. A
+        provider whose changes carry their paths answers []."""
         ...
 
     async def aclose(self) -> None:

@@ -3,7 +3,7 @@
 Change passes (pipeline/changes.py) read what changed since a cursor, and relist after a
 reset; creating or re-authenticating an instance (services/instances.py) lists the
 account to build its index. Both page through `Connector.changes` / `Connector.list_all`
-here, whatever the provider.
+here, whatever the provider, and both then complete what they read with `with_parents`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ from relaybox.core.errors import CursorReset
 
 Renew = Callable[[], Awaitable[None]]
 """Called between pages of a long read (a pass keeps its lease with it)."""
+Held = Callable[[set[str]], Awaitable[set[str]]]
+"""Which of these object ids the instance's index holds."""
+
+MAX_PARENT_LEVELS = 20  # levels `with_parents` climbs towards the root
+MAX_PARENT_LOOKUPS = 200  # folders it reads for one pass or listing
+"""Beyond these bounds a change whose parent is still unplaced goes to the root, as one
+whose parent is gone or trashed does."""
 
 
 @dataclass(frozen=True)
@@ -84,3 +91,57 @@ async def read_changes(
     return Fetched(
         listing.changes, listing.cursor, reset=True, has_more=False, moves_list_descendants=moves
     )
+
+
+async def _nothing_held(ids: set[str]) -> set[str]:
+    return set()
+
+
+async def with_parents(
+    connector: Connector,
+    token: str,
+    account_id: str | None,
+    changes: list[Change],
+    held: Held = _nothing_held,
+) -> list[Change]:
+    """`changes`, preceded by the folders needed to place them (core/normalize.py).
+
+    A change named by its parent (`Connector.paths` False) is placed below the parent's
+    path, which the index holds or the same read brings. A parent that neither does (its
+    own change comes later in the feed, which lists each object at its latest change; or
+    a later page of a listing split in two) is read from the provider as it is now, and
+    so on up while a folder's parent is unplaced, to the account's root. Such a folder
+    unknown to the index becomes a CREATED event at its true path; its own change, when it
+    comes, then finds it known there. `held` says which ids the index holds (a listing
+    that replaces the index holds none).
+    """
+    placed = {c.object_id for c in changes if not c.removed and c.object_id}
+    asked: set[str] = set()
+    found: list[list[Change]] = []
+    level = changes
+    for _ in range(MAX_PARENT_LEVELS):
+        wanted = _parents_of(level) - placed - asked
+        if wanted:
+            wanted -= await held(wanted)
+        room = MAX_PARENT_LOOKUPS - len(asked)
+        if not wanted or room <= 0:
+            break
+        ask = sorted(wanted)[:room]
+        asked.update(ask)
+        level = await connector.folders(token, account_id, ask)
+        if not level:
+            break
+        found.append(level)
+        placed.update(c.object_id for c in level if c.object_id)
+    if not found:
+        return changes
+    return [c for folders in reversed(found) for c in folders] + changes
+
+
+def _parents_of(changes: list[Change]) -> set[str]:
+    """The parents that present changes named by parent, not by path, are placed below."""
+    return {
+        c.parent_id
+        for c in changes
+        if not c.removed and c.path_lower is None and c.parent_id is not None
+    }

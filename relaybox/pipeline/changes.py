@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from relaybox.connectors.base import Connector
-from relaybox.connectors.paging import Fetched, read_changes
+from relaybox.connectors.paging import Fetched, read_changes, with_parents
 from relaybox.core.backoff import backoff
 from relaybox.core.errors import (
     ProviderAuthError,
@@ -31,6 +31,7 @@ from relaybox.metrics import EVENTS, PASS_SECONDS, PASSES
 from relaybox.runtime import Runtime
 from relaybox.services.access import AccessTokens
 from relaybox.services.instances import InstanceService
+from relaybox.store import index as index_store
 from relaybox.store import leases, tables
 from relaybox.store.db import transaction
 from relaybox.store.groups import GroupCommit
@@ -76,6 +77,7 @@ class Claimed:
     secrets_enc: str
     configuration: dict[str, Any]
     expires_at: datetime | None
+    account_id: str | None = None  # the provider account (Connector.folders caches by it)
 
     def __str__(self) -> str:  # what a log line names: never the secrets
         return f"pass of instance {self.instance_id}"
@@ -113,6 +115,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
             now=now,
             returning=(
                 instance.element_key,
+                instance.account_id,
                 instance.cursor,
                 instance.sync_requested,
                 instance.sync_notification,
@@ -133,6 +136,7 @@ async def claim(runtime: Runtime, owner: str, limit: int = 10) -> list[Claimed]:
             secrets_enc=row.secrets_enc,
             configuration=row.configuration,
             expires_at=row.access_token_expires_at,
+            account_id=row.account_id,
         )
         for row, token in taken
     ]
@@ -210,9 +214,17 @@ class ChangePass:
         PASS_SECONDS.observe(time.monotonic() - started)
 
     async def _fetch(self, token: str, cursor: str) -> Fetched:
-        return await read_changes(
+        fetched = await read_changes(
             self.connector, token, cursor, max_changes=MAX_PASS_ENTRIES, renew=self._renew
         )
+        changes = await with_parents(
+            self.connector, token, self.claimed.account_id, fetched.changes, self._held
+        )
+        return replace(fetched, changes=changes)
+
+    async def _held(self, object_ids: set[str]) -> set[str]:
+        async with self.runtime.sessions() as session:
+            return await index_store.held_ids(session, self.instance_id, object_ids)
 
     async def _renew(self) -> None:
         """Keep the lease through a long fetch; give up the pass when it was lost."""

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relaybox.connectors.base import Account as ProviderAccount
 from relaybox.connectors.base import Channel, ChannelPush, Connector, Tokens
-from relaybox.connectors.paging import Listing, list_account
+from relaybox.connectors.paging import Listing, list_account, with_parents
 from relaybox.core.clock import iso, iso_or_none, utcnow
 from relaybox.core.errors import (
     Conflict,
@@ -165,7 +165,11 @@ class InstanceService:
         _check_source(connector, config)
         tokens = await self._authenticate(connector, config, request.code)
         account = await self._account(connector, tokens.access_token)
-        listing = await self._index(connector, tokens.access_token) if config.events_on else None
+        listing = (
+            await self._index(connector, tokens.access_token, account.id)
+            if config.events_on
+            else None
+        )
         token = new_secret()
         row = tables.Instance(
             org_id=org_id,
@@ -255,7 +259,7 @@ class InstanceService:
                 if new_tokens
                 else (creds.access_token or config.access_token or "")
             )
-            fresh = await self._index(connector, access)
+            fresh = await self._index(connector, access, account.id if account else row.account_id)
         async with transaction(self.runtime.sessions) as session:
             row = await self.get(session, org_id, instance_id)
             # Re-read the stored tokens: a pass may have refreshed them meanwhile.
@@ -416,17 +420,23 @@ class InstanceService:
             ) from None
         return Account.of(account)
 
-    async def _index(self, connector: Connector, access_token: str) -> Listing:
+    async def _index(
+        self, connector: Connector, access_token: str, account_id: str | None
+    ) -> Listing:
         """List the account; the listing's own cursor is where events start.
 
         A listing's cursor stands at the moment the listing began, so what changes while
         it is read comes afterwards as events: nothing is missed, nothing listed is
         reported as new. Past `index_foreground_limit` entries the rest of the listing is
-        read by the workers (`indexing: true`), continuing from the page cursor.
+        read by the workers (`indexing: true`), continuing from the page cursor; the
+        folders that what was read sits in, but that come later, are read ahead
+        (`with_parents`), so everything is indexed at its true path.
         """
         limit = self.runtime.settings.index_foreground_limit
         try:
-            return await list_account(connector, access_token, limit=limit)
+            listing = await list_account(connector, access_token, limit=limit)
+            changes = await with_parents(connector, access_token, account_id, listing.changes)
+            return replace(listing, changes=changes)
         except ProviderError as exc:
             raise ProviderRefused(
                 f"{connector.name} refused listing the account: {exc.message}",

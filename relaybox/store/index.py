@@ -43,6 +43,17 @@ async def load_all(session: AsyncSession, instance_id: int) -> Index:
     return Index(_to_object(row) for row in rows)
 
 
+async def held_ids(session: AsyncSession, instance_id: int, object_ids: Iterable[str]) -> set[str]:
+    """Which of these object ids the instance's index holds."""
+    held: set[str] = set()
+    for ids in _chunks(sorted(object_ids)):
+        query = select(IndexEntry.object_id).where(
+            IndexEntry.instance_id == instance_id, IndexEntry.object_id.in_(ids)
+        )
+        held.update(await session.scalars(query))
+    return held
+
+
 async def load_for(session: AsyncSession, instance_id: int, changes: Sequence[Change]) -> Index:
     """The part of the index a pass over `changes` can touch (ids, paths, removed subtrees)."""
     return (await load_for_many(session, {instance_id: changes}))[instance_id]

@@ -39,6 +39,7 @@ from relaybox.connectors.googledrive.client import (
     FILE_FIELDS,
     WATCH_PARAMS,
     changes_list_params,
+    files_get_params,
     files_list_params,
     watch_body,
 )
@@ -325,6 +326,26 @@ def test_files_list_pages_and_get_reads_one(user: Connected) -> None:
     with pytest.raises(HttpError) as selection:
         user.drive.files().get(fileId=made[0], fields="id,nonsense").execute()
     assert selection.value.status_code == 400 and reason(selection.value) == "invalidParameter"
+
+
+def test_files_get_reads_the_root_by_its_alias_and_a_folder_as_relaybox_asks(
+    user: Connected,
+) -> None:
+    outer = user.make("Photos", folder=True)
+    inner = user.make("2026", parent=outer, folder=True)
+    # "root" names My Drive's folder; its id is what top-level items name as their parent.
+    root = user.drive.files().get(fileId="root", **files_get_params("id")).execute()
+    assert set(root) == {"id"} and root["id"] != "root"
+    got = user.drive.files().get(fileId=outer, **files_get_params()).execute()
+    assert got == {
+        "id": outer,
+        "name": "Photos",
+        "mimeType": FOLDER,
+        "parents": [root["id"]],
+        "trashed": False,
+    }
+    got = user.drive.files().get(fileId=inner, **files_get_params()).execute()
+    assert got["parents"] == [outer] and got["name"] == "2026"
 
 
 # ---------------------------------------------------------------------- changes

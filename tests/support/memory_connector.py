@@ -281,6 +281,11 @@ class MemoryConnector:
         account_id, _, position = cursor.partition(":")
         return Wait(len(self.accounts[account_id].log) > int(position))
 
+    async def folders(
+        self, access_token: str, account_id: str | None, ids: Sequence[str]
+    ) -> list[Change]:
+        return []  # its changes carry their paths
+
     def _account_of(self, access_token: str) -> str:
         held = self.access.get(access_token)
         if held is None:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -141,6 +141,11 @@ class DropboxConnector:
     async def wait_for_changes(self, cursor: str, seconds: int) -> Wait | None:
         answer = await self.client.longpoll(cursor, seconds)
         return Wait(bool(answer.get("changes")), _seconds(answer.get("backoff")))
+
+    async def folders(
+        self, access_token: str, account_id: str | None, ids: Sequence[str]
+    ) -> list[Change]:
+        return []  # every Dropbox change names its path
 
 
 def _seconds(value: Any) -> float:

@@ -10,6 +10,11 @@
 Drive gives a name and parents, not a path: paths are built from the index
 (core/normalize.py), and a moved folder's content is not listed again.
 
+A change names its parent folder by id. When a pass can place it by neither its index nor
+the folders it read (the folder's own change comes later in the feed, or in a later page
+of the first listing), `folders` reads those folders with `files.get`; the account's root
+folder is never one of them (its id is read once per account, `files.get("root")`).
+
 Cursors are Drive page tokens. A listing (`files.list`, folders first) has no cursor of
 its own: its pages carry `list:["<start page token>", "<next files page>"]`, where the
 start page token was read before the first page, so what changes while the account is
@@ -18,8 +23,9 @@ listed comes afterwards as changes; the last page's cursor is the start page tok
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -38,10 +44,13 @@ from relaybox.connectors.base import (
     WebhookVerifier,
 )
 from relaybox.connectors.googledrive.client import FOLDER, DriveClient, authorize_url
-from relaybox.core.errors import InvalidInput
+from relaybox.core.errors import InvalidInput, ProviderRejected
 
 LISTING = "list:"
+ROOT_ALIAS = "root"  # what `files.get` takes for the account's root folder
 MAX_HEADER = 512
+ROOTS_KEPT = 10_000  # accounts whose root folder id the connector remembers
+LOOKUPS_AT_ONCE = 8  # `files.get` calls of one `folders` call in flight together
 
 
 def change_of(file: Mapping[str, Any]) -> Change:
@@ -177,6 +186,7 @@ class GoogleDriveConnector:
     def __init__(self, client: DriveClient) -> None:
         self.client = client
         self.channels: ChannelPush | None = DriveChannels(client)
+        self._roots: dict[str, str] = {}  # account -> the id of its My Drive root folder
 
     def waiting_on(self, http: httpx.AsyncClient) -> GoogleDriveConnector:
         return GoogleDriveConnector(DriveClient(self.client.urls, http, retries=0))
@@ -245,3 +255,48 @@ class GoogleDriveConnector:
 
     async def wait_for_changes(self, cursor: str, seconds: int) -> Wait | None:
         return None  # Drive has no longpoll: webhooks (channels) or polling
+
+    async def folders(
+        self, access_token: str, account_id: str | None, ids: Sequence[str]
+    ) -> list[Change]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        root = await self._root(access_token, account_id)
+        wanted = [i for i in wanted if i not in (root, ROOT_ALIAS)]
+        found: list[Change] = []
+        for start in range(0, len(wanted), LOOKUPS_AT_ONCE):
+            chunk = wanted[start : start + LOOKUPS_AT_ONCE]
+            answers = await asyncio.gather(
+                *(self._folder(access_token, i) for i in chunk), return_exceptions=True
+            )
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+                if answer is not None:
+                    found.append(answer)
+        return found
+
+    async def _root(self, access_token: str, account_id: str | None) -> str:
+        """The id of the account's My Drive folder (what its top-level items name as their
+        parent), read once per account."""
+        known = self._roots.get(account_id) if account_id else None
+        if known is not None:
+            return known
+        root = str((await self.client.get_file(access_token, ROOT_ALIAS, fields="id"))["id"])
+        if account_id:
+            if len(self._roots) >= ROOTS_KEPT:
+                del self._roots[next(iter(self._roots))]
+            self._roots[account_id] = root
+        return root
+
+    async def _folder(self, access_token: str, folder_id: str) -> Change | None:
+        """The folder as a present change; None when it is gone, trashed or no folder."""
+        try:
+            file = await self.client.get_file(access_token, folder_id)
+        except ProviderRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        change = change_of(file) if file.get("id") else None
+        return change if change is not None and change.kind == "folder" else None

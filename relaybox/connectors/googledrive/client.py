@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -44,6 +44,8 @@ SCOPE = "https://www.googleapis.com/auth/drive.readonly"
 FOLDER = "application/vnd.google-apps.folder"
 # What relaybox reads of a file: enough for its path, kind and content version.
 FILE_FIELDS = "id,name,mimeType,parents,trashed,md5Checksum,headRevisionId,modifiedTime,size"
+# What relaybox reads of a folder it looks up to place what is inside it.
+FOLDER_FIELDS = "id,name,mimeType,parents,trashed"
 RATE_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 AUTH_REASONS = frozenset({"insufficientPermissions", "authError", "insufficientFilePermissions"})
 
@@ -98,6 +100,10 @@ def files_list_params(page_token: str | None, page_size: int) -> dict[str, str]:
     if page_token:
         params["pageToken"] = page_token
     return params
+
+
+def files_get_params(fields: str = FOLDER_FIELDS) -> dict[str, str]:
+    return {"fields": fields}
 
 
 def changes_list_params(page_token: str, page_size: int) -> dict[str, str]:
@@ -202,6 +208,13 @@ class DriveClient(OAuth2Client):
         """One page of the account's files not in the trash, folders first."""
         params = files_list_params(page_token, self.page_size)
         return await self.get("drive.files.list", "/files", access_token, params)
+
+    async def get_file(
+        self, access_token: str, file_id: str, fields: str = FOLDER_FIELDS
+    ) -> dict[str, Any]:
+        """`files.get` of one file (`root` names My Drive's root folder)."""
+        path = f"/files/{quote(file_id, safe='')}"
+        return await self.get("drive.files.get", path, access_token, files_get_params(fields))
 
     async def list_changes(self, access_token: str, page_token: str) -> dict[str, Any]:
         params = changes_list_params(page_token, self.page_size)
