@@ -10,6 +10,8 @@ with the clock instead of sleeping.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -59,6 +61,11 @@ class MemoryAccount:
     objects: dict[str, Stored] = field(default_factory=dict)
     log: list[Change] = field(default_factory=list)
     reset_before: int = 0  # cursors before this log position are void (CursorReset)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes longpolls
+
+    def append(self, change: Change) -> None:
+        self.log.append(change)
+        self.changed.set()
 
 
 class MemoryWebhooks:
@@ -192,7 +199,7 @@ class MemoryConnector:
         found = next(o for o in account.objects.values() if o.path == path)
         del account.objects[found.object_id]
         change = Change(None, None, path.lower(), path, removed=True, raw={"removed": path})
-        account.log.append(change)
+        account.append(change)
 
     def reset(self, account_id: str) -> None:
         """Void every cursor of the account (the next pass relists and reconciles)."""
@@ -207,7 +214,7 @@ class MemoryConnector:
             self.revoked.add(token)
 
     def _log(self, account: MemoryAccount, stored: Stored) -> None:
-        account.log.append(_change(stored))
+        account.append(_change(stored))
 
     # --- the port -------------------------------------------------------------------
 
@@ -278,8 +285,15 @@ class MemoryConnector:
         return f"{account.account_id}:{len(account.log)}"
 
     async def wait_for_changes(self, cursor: str, seconds: int) -> Wait | None:
+        """Held until the account changes past `cursor` (or `seconds` pass), as a
+        longpoll is."""
         account_id, _, position = cursor.partition(":")
-        return Wait(len(self.accounts[account_id].log) > int(position))
+        account = self.accounts[account_id]
+        if len(account.log) <= int(position):
+            account.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(account.changed.wait(), seconds)
+        return Wait(len(account.log) > int(position))
 
     async def folders(
         self, access_token: str, account_id: str | None, ids: Sequence[str]
