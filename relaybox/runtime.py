@@ -119,6 +119,7 @@ class Runtime:
                         dropbox_http,
                         retry_base=settings.dropbox_retry_base,
                         page_limit=settings.dropbox_page_limit,
+                        clock=clock,
                     )
                 ),
                 "googledrive": GoogleDriveConnector(
@@ -131,6 +132,7 @@ class Runtime:
                         google_http,
                         retry_base=settings.dropbox_retry_base,
                         page_size=settings.googledrive_page_size,
+                        clock=clock,
                     )
                 ),
             },

@@ -8,12 +8,14 @@ import asyncio
 import json
 import math
 import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from relaybox.connectors.base import Tokens
 from relaybox.core.backoff import backoff
+from relaybox.core.clock import Clock, SystemClock
 from relaybox.core.errors import ProviderUnavailable
 from relaybox.httpclients import ClientPool
 
@@ -24,7 +26,8 @@ MAX_WAIT = 3600.0
 class ProviderHTTP:
     """Sends a provider's requests. A 5xx answer or a lost connection is tried again with
     jittered exponential back-off (`retry_base` seconds, doubled per try, `retries` times);
-    what the answer means is the provider client's to say."""
+    what the answer means is the provider client's to say. `clock` is the runtime's: when
+    a token ends is read on it."""
 
     provider = "the provider"  # as messages name it
 
@@ -35,11 +38,13 @@ class ProviderHTTP:
         retry_base: float = 1.0,
         retries: int = 3,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.http = http
         self.retry_base = retry_base
         self.retries = retries
         self._rng = rng or random.SystemRandom()
+        self.clock = clock or SystemClock()
 
     async def retrying(self, verb: str, url: str, **options: Any) -> httpx.Response:
         """The answer, after up to `retries` more tries while it is a 5xx (the last 5xx is
@@ -93,6 +98,12 @@ class OAuth2Client(ProviderHTTP):
 
     async def token(self, form: dict[str, str], app_key: str, app_secret: str) -> Tokens:
         raise NotImplementedError
+
+    def expires_at(self, expires_in: object) -> datetime | None:
+        """When a token said to last `expires_in` seconds ends (None: nothing said)."""
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            return self.clock.now() + timedelta(seconds=float(expires_in))
+        return None
 
 
 def json_or_none(response: httpx.Response) -> dict[str, Any] | None:

@@ -1,14 +1,18 @@
-"""The Dropbox client's answer handling, with the network swapped for a function."""
+"""The Dropbox client's answer handling, with the network swapped for a function (and
+what both providers' OAuth clients share)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from relaybox.connectors.dropbox.client import DropboxClient, DropboxURLs
+from relaybox.connectors.googledrive.client import DriveClient, GoogleURLs
+from relaybox.core.clock import ManualClock
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -196,3 +200,27 @@ async def test_a_refused_code_names_dropbox_error_and_description() -> None:
             code="c", app_key="k", app_secret="s", redirect_uri=None
         )
     assert no_answer.value.provider_message is None
+
+
+@pytest.mark.parametrize("element", ["dropbox", "googledrive"])
+async def test_a_token_ends_when_the_runtime_clock_says(element: str) -> None:
+    """Both providers' token answers end `expires_in` seconds after the clock's now (a
+    test that moves the clock moves token expiry with it), and not at all when unsaid."""
+    clock = ManualClock(datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+    answers = [{"expires_in": 14400}, {"expires_in": True}, {}]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "at", **answers.pop(0)})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    made: DropboxClient | DriveClient
+    if element == "dropbox":
+        made = DropboxClient(DropboxURLs("https://api", "", "", ""), http, clock=clock)
+    else:
+        made = DriveClient(GoogleURLs.one("https://google.test"), http, clock=clock)
+    grant = {"code": "c", "app_key": "k", "app_secret": "s", "redirect_uri": None}
+    first = await made.exchange_code(**grant)
+    assert first.expires_at == clock.now() + timedelta(seconds=14400)
+    assert (await made.exchange_code(**grant)).expires_at is None  # not a number
+    assert (await made.exchange_code(**grant)).expires_at is None
+    await http.aclose()

@@ -87,7 +87,9 @@ class DropboxConnector:
     def waiting_on(self, http: httpx.AsyncClient) -> DropboxConnector:
         """The same connector over another HTTP client, without in-call retries (the
         longpoll hub's own pools, which back off on their own)."""
-        return DropboxConnector(DropboxClient(self.client.urls, http, retries=0))
+        return DropboxConnector(
+            DropboxClient(self.client.urls, http, retries=0, clock=self.client.clock)
+        )
 
     async def aclose(self) -> None:
         await self.client.http.aclose()

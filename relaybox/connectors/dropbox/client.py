@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +30,7 @@ from relaybox.connectors.http import (
     json_or_none,
     retry_after,
 )
+from relaybox.core.clock import Clock
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -82,8 +82,9 @@ class DropboxClient(OAuth2Client):
         retries: int = 3,
         page_limit: int = 2000,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(http, retry_base=retry_base, retries=retries, rng=rng)
+        super().__init__(http, retry_base=retry_base, retries=retries, rng=rng, clock=clock)
         self.urls = urls
         self.page_limit = page_limit
 
@@ -106,16 +107,10 @@ class DropboxClient(OAuth2Client):
                 said = f"{error}: {description[:200]}" if error else description[:200]
             raise ProviderAuthError(message, status=400, provider_message=said or None)
         data = self._check(response, "oauth2/token")
-        expires_in = data.get("expires_in")
-        expires_at = (
-            datetime.now(UTC) + timedelta(seconds=float(expires_in))
-            if isinstance(expires_in, int | float)
-            else None
-        )
         return Tokens(
             access_token=str(data["access_token"]),
             refresh_token=data.get("refresh_token"),
-            expires_at=expires_at,
+            expires_at=self.expires_at(data.get("expires_in")),
             account_id=data.get("account_id"),
         )
 

@@ -189,7 +189,9 @@ class GoogleDriveConnector:
         self._roots: dict[str, str] = {}  # account -> the id of its My Drive root folder
 
     def waiting_on(self, http: httpx.AsyncClient) -> GoogleDriveConnector:
-        return GoogleDriveConnector(DriveClient(self.client.urls, http, retries=0))
+        return GoogleDriveConnector(
+            DriveClient(self.client.urls, http, retries=0, clock=self.client.clock)
+        )
 
     async def aclose(self) -> None:
         await self.client.http.aclose()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,6 +28,7 @@ import httpx
 
 from relaybox.connectors.base import Tokens
 from relaybox.connectors.http import OAuth2Client, json_or_none, retry_after
+from relaybox.core.clock import Clock
 from relaybox.core.errors import (
     CursorReset,
     ProviderAuthError,
@@ -144,8 +145,9 @@ class DriveClient(OAuth2Client):
         retries: int = 3,
         page_size: int = 1000,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(http, retry_base=retry_base, retries=retries, rng=rng)
+        super().__init__(http, retry_base=retry_base, retries=retries, rng=rng, clock=clock)
         self.urls = urls
         self.page_size = page_size
 
@@ -175,17 +177,11 @@ class DriveClient(OAuth2Client):
                 provider_message=said,
             )
         data = self._check(response, "oauth2.token")
-        expires_in = data.get("expires_in")
-        expires_at = (
-            datetime.now(UTC) + timedelta(seconds=float(expires_in))
-            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-            else None
-        )
         refresh = data.get("refresh_token")
         return Tokens(
             access_token=str(data["access_token"]),
             refresh_token=str(refresh) if isinstance(refresh, str) else None,
-            expires_at=expires_at,
+            expires_at=self.expires_at(data.get("expires_in")),
         )
 
     # --- Drive ---------------------------------------------------------------------
