@@ -298,12 +298,14 @@ class _Pass:
         moved_from: str | None = None
         if known is None:
             event = StandardEvent("CREATED", otype, oid, obj.path_display, None, raw)
-        elif known.path_lower != obj.path_lower or known.path_display != obj.path_display:
+        elif known.path_display != obj.path_display:
             event = StandardEvent("UPDATED", otype, oid, known.path_display, obj.path_display, raw)
-            if known.tag == "folder":
-                moved_from = known.path_lower
         elif tag == "file" and known.rev != obj.rev:
             event = StandardEvent("UPDATED", otype, oid, obj.path_display, None, raw)
+        # A key that changed with the same path shown is no event: a Drive row indexed
+        # by path before keys were chains of ids, re-keyed now (its content with it).
+        if known is not None and known.tag == "folder" and _where(known) != _where(obj):
+            moved_from = known.path_lower
         displaced = self.index.by_path(obj.path_lower)
         if displaced is not None and displaced.object_id != obj.object_id:
             if displaced.object_id in self.alive:
@@ -352,6 +354,10 @@ class _Pass:
         self.index.drop(obj.object_id)
         self.changes.upserts.pop(obj.object_id, None)
         self.changes.removals.add(obj.object_id)
+
+
+def _where(obj: IndexedObject) -> tuple[str, str]:
+    return obj.path_lower, obj.path_display
 
 
 def _ancestors(path_lower: str) -> Iterable[str]:

@@ -16,7 +16,7 @@ from relaybox.connectors.googledrive import (
 )
 from relaybox.connectors.googledrive.client import FOLDER
 from relaybox.core.errors import InvalidInput
-from relaybox.core.normalize import Index, normalize, reconcile
+from relaybox.core.normalize import Index, IndexedObject, normalize, reconcile
 
 ROOT = "0AROOTfolder"
 
@@ -223,3 +223,25 @@ def test_reconcile_keeps_both_twins() -> None:
     assert len(index) == 4
     changes = reconcile([change_of(f) for f in listing], index, moves_list_descendants=False)
     assert changes.events == []
+
+
+def test_an_index_keyed_by_path_before_id_chains_is_rekeyed_without_events() -> None:
+    """Drive rows written when the index was keyed by lowercased path: the next changes
+    find them known where they are shown, report only what really changed, and leave
+    them keyed by ids, content included."""
+    index = Index(
+        [
+            IndexedObject("d1", "/docs", "/Docs", "folder"),
+            IndexedObject("f1", "/docs/a.txt", "/Docs/a.txt", "file", "m1"),
+            IndexedObject("f2", "/docs/b.txt", "/Docs/b.txt", "file", "m1"),
+        ]
+    )
+    assert events([folder("d1", "Docs"), file("f1", "a.txt", parent="d1")], index) == []
+    assert events([file("f2", "b.txt", parent="d1", md5="m2")], index) == [
+        ("UPDATED", "files", "/Docs/b.txt", None)
+    ]
+    assert [index.by_id(i).path_lower for i in ("d1", "f1", "f2")] == [  # type: ignore[union-attr]
+        "/d1",
+        "/d1/f1",
+        "/d1/f2",
+    ]
