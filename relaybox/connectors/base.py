@@ -10,7 +10,7 @@ RateLimited, CursorReset, ProviderUnavailable, ProviderRejected).
 What differs between providers is said by capabilities, not by the pipeline asking which
 provider it talks to:
 
-| capability               | Dropbox                          | Google Drive (next)           |
+| capability               | Dropbox                          | Google Drive                  |
 |--------------------------|----------------------------------|-------------------------------|
 | `paths`                  | every change names its path      | a name and a parent; the path |
 |                          | (`folders` answers [])           | comes from the index, or from |

@@ -103,6 +103,7 @@ async def with_parents(
     account_id: str | None,
     changes: list[Change],
     held: Held = _nothing_held,
+    renew: Renew | None = None,
 ) -> list[Change]:
     """`changes`, preceded by the folders needed to place them (core/normalize.py).
 
@@ -113,7 +114,8 @@ async def with_parents(
     so on up while a folder's parent is unplaced, to the account's root. Such a folder
     unknown to the index becomes a CREATED event at its true path; its own change, when it
     comes, then finds it known there. `held` says which ids the index holds (a listing
-    that replaces the index holds none).
+    that replaces the index holds none); `renew`, if given, is called between reads, as
+    between pages.
     """
     placed = {c.object_id for c in changes if not c.removed and c.object_id}
     asked: set[str] = set()
@@ -126,6 +128,8 @@ async def with_parents(
         room = MAX_PARENT_LOOKUPS - len(asked)
         if not wanted or room <= 0:
             break
+        if found and renew is not None:
+            await renew()  # between reads, as between pages (the first follows the read)
         ask = sorted(wanted)[:room]
         asked.update(ask)
         level = await connector.folders(token, account_id, ask)

@@ -218,7 +218,12 @@ class ChangePass:
             self.connector, token, cursor, max_changes=MAX_PASS_ENTRIES, renew=self._renew
         )
         changes = await with_parents(
-            self.connector, token, self.claimed.account_id, fetched.changes, self._held
+            self.connector,
+            token,
+            self.claimed.account_id,
+            fetched.changes,
+            self._held,
+            renew=self._renew,
         )
         return replace(fetched, changes=changes)
 

@@ -84,7 +84,7 @@ class ChannelKeeper:
                 return False
             connector = self.runtime.connector(row.element_key)
             creds = self.instances.credentials(row)
-            cursor, expires = row.cursor, row.access_token_expires_at
+            cursor, expires, sealed = row.cursor, row.access_token_expires_at, row.secrets_enc
         push = _push(connector)
         channel_id, token = uuid.uuid4().hex, new_secret()
         lifetime = timedelta(seconds=self.runtime.settings.googledrive_channel_seconds)
@@ -102,8 +102,9 @@ class ChannelKeeper:
                 expires_at=now + lifetime,
             )
         except ProviderError as exc:
-            await self.failed(instance_id, channel_id, connector, exc)
+            await self.failed(instance_id, channel_id, connector, exc, sealed)
             return False  # tried again once the lease ends (unless the grant is gone)
+        replaced: list[tuple[int, Channel]] = []
         async with transaction(self.runtime.sessions) as session:
             confirmed = await stored.confirm(session, channel)
             if confirmed:
@@ -127,10 +128,17 @@ class ChannelKeeper:
         return True
 
     async def failed(
-        self, instance_id: int, channel_id: str, connector: Connector, exc: ProviderError
+        self,
+        instance_id: int,
+        channel_id: str,
+        connector: Connector,
+        exc: ProviderError,
+        sealed: str,
     ) -> None:
         """A channel the provider did not make: its row goes, and the instance says why
-        (the grant is gone: invalid, as after a pass; otherwise tried again later)."""
+        (the grant is gone: invalid, as after a pass, unless its secrets changed since
+        `sealed` was read, as a re-authentication changes them; otherwise tried again
+        later)."""
         log.warning("instance %s: making a push channel failed: %s", instance_id, exc.message)
         said = f"{connector.name}: push notifications could not be set up: {exc.message}"
         async with transaction(self.runtime.sessions) as session:
@@ -138,7 +146,8 @@ class ChannelKeeper:
             row = await session.get(tables.Instance, instance_id)
             if row is None:
                 return
-            if isinstance(exc, ProviderAuthError) and not isinstance(exc, TokenExpired):
+            refused = isinstance(exc, ProviderAuthError) and not isinstance(exc, TokenExpired)
+            if refused and row.secrets_enc == sealed:
                 row.valid, row.status_message = False, exc.message
             else:
                 row.status_message = said

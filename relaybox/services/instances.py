@@ -70,8 +70,12 @@ class InstanceService:
 
     # --- reading -------------------------------------------------------------------
 
-    async def get(self, session: AsyncSession, org_id: int, instance_id: int) -> tables.Instance:
-        row = await session.get(tables.Instance, instance_id)
+    async def get(
+        self, session: AsyncSession, org_id: int, instance_id: int, *, lock: bool = False
+    ) -> tables.Instance:
+        """The organization's instance (`lock`: its row locked until the transaction ends,
+        on PostgreSQL)."""
+        row = await session.get(tables.Instance, instance_id, with_for_update=lock or None)
         if row is None or row.org_id != org_id:
             raise NotFound(f"no instance {instance_id}")
         return row
@@ -261,8 +265,9 @@ class InstanceService:
             )
             fresh = await self._index(connector, access, account.id if account else row.account_id)
         async with transaction(self.runtime.sessions) as session:
-            row = await self.get(session, org_id, instance_id)
-            # Re-read the stored tokens: a pass may have refreshed them meanwhile.
+            # Re-read the stored tokens, locked: a pass may have refreshed them meanwhile,
+            # and one refreshing now waits rather than be overwritten.
+            row = await self.get(session, org_id, instance_id, lock=True)
             current = self.credentials(row)
             tokens = new_tokens or Tokens(
                 current.access_token or "", current.refresh_token, None, row.account_id

@@ -20,6 +20,7 @@ from relaybox.connectors.googledrive.client import FOLDER, DriveClient, GoogleUR
 from relaybox.connectors.paging import MAX_PARENT_LEVELS, MAX_PARENT_LOOKUPS, with_parents
 from relaybox.core.errors import TokenExpired
 from relaybox.core.normalize import Index, normalize
+from relaybox.pipeline.changes import LeaseLost
 
 ROOT = "0AROOTfolder"
 
@@ -177,3 +178,26 @@ async def test_the_climb_and_the_lookups_are_bounded() -> None:
     placed = await with_parents(wide.connector(), "t", "acct", many)
     assert len(placed) == len(many) + MAX_PARENT_LOOKUPS
     assert len(wide.asked) == 1 + MAX_PARENT_LOOKUPS
+
+
+async def test_a_pass_keeps_its_lease_while_it_climbs_and_stops_when_it_lost_it() -> None:
+    drive = FakeDrive()
+    drive.folder("d-a", "A")
+    drive.folder("d-b", "B", parent="d-a")
+    renewals: list[int] = []
+
+    async def renew() -> None:
+        renewals.append(len(drive.asked))
+
+    changes = [file("f-1", "1.txt", parent="d-b")]
+    placed = await with_parents(drive.connector(), "t", "acct", changes, renew=renew)
+    assert [c.object_id for c in placed] == ["d-a", "d-b", "f-1"]
+    # Between one level's reads and the next (the first level read the root and B; the
+    # last asks only for the root, which is known by then).
+    assert renewals == [2, 3]
+
+    async def lost() -> None:
+        raise LeaseLost("instance 1: the pass lease was taken over")
+
+    with pytest.raises(LeaseLost):
+        await with_parents(drive.connector(), "t", "acct", changes, renew=lost)
