@@ -187,7 +187,8 @@ def connect(served: Sandbox, email: str) -> Connected:
     """Register an app, let ``email`` consent (offline access) and build the client."""
     with served.control() as http:
         granted = grant(http, email)
-    assert granted.tokens["token_type"] == "Bearer" and granted.tokens["scope"] == DRIVE_SCOPE
+    # The scope string as google-auth-oauthlib reads it (space-separated, here one).
+    assert granted.tokens["token_type"] == "Bearer" and granted.tokens["scope"] == [DRIVE_SCOPE]
     drive, credentials = drive_client(served.base, granted)
     return Connected(
         served,
