@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
 import json
 import re
 import urllib.parse
@@ -456,7 +457,7 @@ def _watch_request(body: JSON) -> WatchRequest:
     if not address:
         raise required("address")
     parts = urllib.parse.urlsplit(address) if isinstance(address, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+    if parts is None or not parts.hostname or not _pushable(parts):
         raise GoogleError(
             400, f"WebHook callback must be HTTPS: {address}", "push.webhookUrlNotHttps"
         )
@@ -469,6 +470,20 @@ def _watch_request(body: JSON) -> WatchRequest:
             raise invalid("expiration")
         expiration = int(str(expiration))
     return WatchRequest(channel_id, address, token, expiration)
+
+
+def _pushable(parts: urllib.parse.SplitResult) -> bool:
+    """Google pushes to HTTPS addresses only. The sandbox also pushes over plain HTTP to
+    this machine (a leniency, so relaybox runs locally without TLS), never elsewhere."""
+    if parts.scheme != "http":
+        return parts.scheme == "https"
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def changes_watch(call: Call) -> JSON:

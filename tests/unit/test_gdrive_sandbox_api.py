@@ -271,6 +271,16 @@ async def test_api_errors_are_googles(http: httpx.AsyncClient, setup: dict[str, 
         headers=writer,
     )
     assert watch.json()["error"]["errors"][0]["reason"] == "push.channelTypeNotSupported"
+    # Google pushes over HTTPS only (plain HTTP only to this machine, a sandbox leniency).
+    for address in ("http://app.example/h", "http://10.0.0.1/h", "ftp://app.example/h"):
+        watch = await http.post(
+            "/drive/v3/changes/watch",
+            params={"pageToken": "1"},
+            json={"id": "c2", "type": "web_hook", "address": address},
+            headers=writer,
+        )
+        assert watch.status_code == 400, address
+        assert watch.json()["error"]["errors"][0]["reason"] == "push.webhookUrlNotHttps"
     media = await http.get(f"/drive/v3/files/{made['id']}", params={"alt": "media"}, headers=writer)
     assert media.status_code == 200 and media.content == b""
 
